@@ -1,0 +1,308 @@
+"""The typed run configuration: one frozen pydantic model with a section per component.
+
+A run is described by ``Config``; YAML files load into it, ``--set a.b.c=value`` overrides and
+sampled search points are dotted keys applied with :func:`apply_overrides`, and the result is
+validated again. The same dotted string is the ``--set`` key, the Ray Tune column and the MLflow
+parameter name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.errors import ConfigError, did_you_mean
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- data
+class CleaningConfig(Section):
+    numeric_impute: Literal["median", "mean", "constant", "drop"] = "median"
+    fill_value: float = 0.0
+    categorical_impute: Literal["most_frequent", "missing", "drop"] = "most_frequent"
+    drop_duplicates: bool = True
+    fix_errors: bool = True
+    drop_constant: bool = True
+
+
+class AugmentConfig(Section):
+    enabled: bool = False
+    rotation: float = Field(10.0, ge=0, le=180, description="max rotation in degrees")
+    shift: float = Field(0.1, ge=0, le=0.5, description="max shift as a fraction of the size")
+    hflip: bool = False
+    vflip: bool = False
+
+
+class DataConfig(Section):
+    source: str = "builtin:digits"
+    target: str | None = None
+    test_source: str | None = None
+    modality: Literal["auto", "table", "image", "sequence"] = "auto"
+    task: Literal["auto", "classification", "regression"] = "auto"
+    group_column: str | None = None
+    scaling: Literal["standard", "minmax", "robust", "none"] = "standard"
+    encoding: Literal["onehot", "ordinal"] = "onehot"
+    cleaning: CleaningConfig = CleaningConfig()
+    augment: AugmentConfig = AugmentConfig()
+
+
+# --------------------------------------------------------------------------- split
+class SplitConfig(Section):
+    test_size: float = Field(0.15, gt=0, lt=1)
+    val_size: float = Field(0.15, gt=0, lt=1, description="validation fraction when folds == 1")
+    folds: int = Field(5, ge=1)
+    strategy: Literal["auto", "stratified", "kfold", "group", "timeseries"] = "auto"
+    inner_val_size: float = Field(
+        0.1, ge=0, lt=1, description="part of each fold's training data watched by early stopping"
+    )
+
+    @model_validator(mode="after")
+    def _fractions(self) -> SplitConfig:
+        if self.folds == 1 and self.test_size + self.val_size >= 1:
+            raise ValueError(
+                f"split.test_size + split.val_size must be below 1, got "
+                f"{self.test_size} + {self.val_size}"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- model
+Family = Literal["auto", "fnn", "cnn", "cnn1d", "rnn", "lstm", "gru", "transformer"]
+SEQUENCE_FAMILIES = ("cnn1d", "rnn", "lstm", "gru", "transformer")
+
+
+class ModelConfig(Section):
+    """Architecture of every family; each family reads the fields that concern it."""
+
+    family: Family = "auto"
+    # shared
+    activation: Literal["relu", "gelu", "tanh", "sigmoid", "leaky_relu"] = "relu"
+    dropout: float = Field(0.1, ge=0, lt=1)
+    batch_norm: bool = True
+    # fnn: hidden layers; cnn/cnn1d/rnn/transformer: the dense head after the feature extractor
+    hidden_sizes: list[int] = [256, 128]
+    head_sizes: list[int] = [128]
+    # cnn / cnn1d
+    channels: list[int] = [32, 64]
+    kernel_size: int = Field(3, ge=1)
+    stride: int = Field(1, ge=1)
+    padding: Literal["same", "valid"] = "same"
+    pool: Literal["max", "avg", "none"] = "max"
+    # rnn / lstm / gru
+    hidden_size: int = Field(128, ge=1)
+    num_layers: int = Field(1, ge=1)
+    bidirectional: bool = False
+    # transformer
+    d_model: int = Field(64, ge=2)
+    num_heads: int = Field(4, ge=1)
+    dim_feedforward: int = Field(128, ge=1)
+    positional: Literal["sinusoidal", "learned", "none"] = "sinusoidal"
+
+    @field_validator("hidden_sizes", "head_sizes", "channels")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(int(x) < 1 for x in v):
+            raise ValueError(f"layer sizes must be positive integers, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _heads(self) -> ModelConfig:
+        if self.family == "transformer" and self.d_model % self.num_heads:
+            raise ValueError(
+                f"model.d_model must be divisible by model.num_heads, got "
+                f"{self.d_model} and {self.num_heads}"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- training
+class OptimizerConfig(Section):
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+
+
+class SchedulerConfig(Section):
+    name: Literal["none", "step", "cosine", "plateau", "onecycle"] = "none"
+    step_size: int = Field(10, ge=1)
+    gamma: float = Field(0.5, gt=0, le=1)
+    patience: int = Field(3, ge=0)
+    factor: float = Field(0.5, gt=0, lt=1)
+    min_lr: float = Field(0.0, ge=0)
+
+
+class EarlyStoppingConfig(Section):
+    enabled: bool = True
+    patience: int = Field(10, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+    restore_best: bool = True
+
+
+class TrainingConfig(Section):
+    loss: Literal["auto", "cross_entropy", "bce", "mse", "huber"] = "auto"
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(60, ge=1)
+    grad_clip: float | None = Field(5.0, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int | None = Field(None, ge=1)
+    checkpoint_dir: str | None = None
+
+
+# --------------------------------------------------------------------------- search / tracking
+class SearchConfig(Section):
+    algorithm: Literal["grid", "random", "bayes"] = "random"
+    num_samples: int = Field(10, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+    metric: str | None = None
+    mode: Literal["min", "max"] | None = None
+    scheduler: Literal["fifo", "asha", "hyperband", "median"] = "fifo"
+    grace_period: int = Field(2, ge=1)
+    reduction_factor: float = Field(3.0, gt=1)
+    sampler: Literal["tpe", "gp"] = "tpe"
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+    max_failures: int = Field(0, ge=0)
+    space: dict[str, dict[str, Any]] = {}
+
+
+class TrackingConfig(Section):
+    enabled: bool = True
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    registered_model: str | None = None
+
+
+class Config(Section):
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    split: SplitConfig = SplitConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    search: SearchConfig = SearchConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted keys to leaf values (``training.optimizer.lr``), skipping the search space."""
+        return flatten(self.model_dump(exclude={"search": {"space"}}))
+
+
+# --------------------------------------------------------------------------- helpers
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            parent, _, leaf = loc.rpartition(".")
+            model = _section_at(parent)
+            options = list(model.model_fields) if model else []
+            parts.append(
+                f"unknown key '{loc}'{did_you_mean(leaf, options)}; "
+                f"allowed: {', '.join(options)}"
+            )
+            continue
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"].startswith("literal_error") or e["type"] == "enum":
+            msg = msg.replace("Input should be", "must be one of")
+            expected = e.get("ctx", {}).get("expected", "")
+            options = [o.strip(" '") for o in expected.replace(" or ", ",").split(",")]
+            msg += did_you_mean(e.get("input"), options)
+        parts.append(f"{loc or 'config'}: {msg}, got {e.get('input')!r}")
+    where = f" in {source}" if source else ""
+    return f"invalid configuration{where}: " + "; ".join(parts)
+
+
+def _section_at(dotted: str) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in filter(None, dotted.split(".")):
+        field = model.model_fields.get(part)
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def validate_config(raw: dict[str, Any], source: str = "") -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"the configuration{' in ' + source if source else ''} must be a "
+                          f"mapping of sections, got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load a YAML file into a validated ``Config`` (defaults when ``path`` is None)."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {p} is not valid YAML: {str(err).splitlines()[0]}") from None
+    return validate_config(raw, str(p))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``key.path=value``; the value is read as YAML (numbers, lists, booleans)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key.path=value, got {text!r}")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    """Return a new validated ``Config`` with dotted ``overrides`` applied."""
+    if not overrides:
+        return config
+    raw = config.model_dump()
+    for dotted, value in overrides.items():
+        node = raw
+        parts = dotted.split(".")
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node.get(part), dict):
+                here = ".".join(parts[:i])
+                options = list(node) if isinstance(node, dict) else []
+                raise ConfigError(
+                    f"unknown key '{dotted}': '{part}' is not a section"
+                    f"{' of ' + here if here else ''}{did_you_mean(part, options)}; "
+                    f"allowed: {', '.join(options)}"
+                )
+            node = node[part]
+        leaf = parts[-1]
+        if leaf not in node and dotted != "search.space":
+            raise ConfigError(
+                f"unknown key '{dotted}'{did_you_mean(leaf, list(node))}; "
+                f"allowed: {', '.join(node)}"
+            )
+        node[leaf] = value
+    return validate_config(raw, "overrides")
