@@ -1,0 +1,22 @@
+"""PyTorch model families, the training loop and evaluation metrics.
+
+Knows nothing about Ray, MLflow or ``data/``; see ARCHITECTURE.md.
+"""
+
+from models.engine import TensorData, Trainer, output_size, predict, seed_everything
+from models.metrics import compute_metrics, confusion_matrix, error_analysis, per_class_metrics
+from models.registry import FAMILIES, build_model
+
+__all__ = [
+    "FAMILIES",
+    "TensorData",
+    "Trainer",
+    "build_model",
+    "compute_metrics",
+    "confusion_matrix",
+    "error_analysis",
+    "output_size",
+    "per_class_metrics",
+    "predict",
+    "seed_everything",
+]

@@ -173,7 +173,7 @@ class SearchConfig(Section):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)
     max_failures: int = Field(0, ge=0)
-    space: dict[str, dict[str, Any]] = {}
+    space: dict[str, Any] = {}
 
 
 class TrackingConfig(Section):

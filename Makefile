@@ -1,0 +1,26 @@
+# The two commands in the README: `make demo` (main job) and `make test` (test suite).
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+
+.PHONY: install demo test lint format bench
+
+install:
+	$(PIP) install -q -e '.[dev]'
+
+demo: install
+	automl train --data builtin:digits --model cnn --json runs/demo.json
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+format:
+	$(PYTHON) -m ruff format .
+	$(PYTHON) -m ruff check --fix .
+
+test: install lint
+	$(PYTHON) -m pytest -q
+
+bench: install
+	$(PIP) install -q -e '.[dev,bench]'
+	$(PYTHON) -m benchmarks.run

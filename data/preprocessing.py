@@ -1,0 +1,276 @@
+"""Preprocessors fitted on a training part only, one per modality (scikit-learn contract)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import (
+    MinMaxScaler,
+    OneHotEncoder,
+    OrdinalEncoder,
+    RobustScaler,
+    StandardScaler,
+)
+
+from data.corrections import apply_corrections, learn_corrections
+from orchestrator.config import DataConfig
+from orchestrator.errors import ConfigError, DataError
+
+SCALINGS = ("standard", "minmax", "robust", "none")
+
+
+class Preprocessor(BaseEstimator, TransformerMixin):
+    """Base of the preprocessors: ``fit(X)`` on training rows, ``transform(X)`` to float32."""
+
+    output_shape_: tuple[int, ...]
+
+    def fit(self, X: Any, y: Any = None) -> Preprocessor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def transform(self, X: Any) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _check_scaling(scaling: str) -> None:
+    if scaling not in SCALINGS:
+        raise ConfigError(f"data.scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
+
+
+def _scaler(scaling: str) -> Any:
+    _check_scaling(scaling)
+    return {
+        "standard": StandardScaler,
+        "minmax": MinMaxScaler,
+        "robust": RobustScaler,
+        "none": lambda: "passthrough",
+    }[scaling]()
+
+
+def _as_frame(X: Any) -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        return X
+    if isinstance(X, dict) or (isinstance(X, list) and X and isinstance(X[0], dict)):
+        return pd.DataFrame(X)
+    arr = np.asarray(X)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise DataError(f"table rows must be 2-D (rows, columns), got shape {arr.shape}")
+    return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+
+
+class TabularPreprocessor(Preprocessor):
+    """Corrections, imputation, scaling and encoding of table columns (ColumnTransformer)."""
+
+    def __init__(
+        self,
+        scaling: str = "standard",
+        encoding: str = "onehot",
+        numeric_impute: str = "median",
+        fill_value: float = 0.0,
+        categorical_impute: str = "most_frequent",
+        fix_errors: bool = True,
+    ) -> None:
+        self.scaling = scaling
+        self.encoding = encoding
+        self.numeric_impute = numeric_impute
+        self.fill_value = fill_value
+        self.categorical_impute = categorical_impute
+        self.fix_errors = fix_errors
+
+    def _numeric_pipeline(self) -> Pipeline:
+        # rows with gaps were dropped at cleaning under "drop"; inference rows still need a value
+        strategy = {"drop": "median"}.get(self.numeric_impute, self.numeric_impute)
+        imputer = SimpleImputer(
+            strategy=strategy, fill_value=self.fill_value, keep_empty_features=True
+        )
+        return Pipeline([("impute", imputer), ("scale", _scaler(self.scaling))])
+
+    def _categorical_pipeline(self) -> Pipeline:
+        if self.categorical_impute == "missing":
+            imputer = SimpleImputer(strategy="constant", fill_value="missing")
+        else:
+            imputer = SimpleImputer(strategy="most_frequent", keep_empty_features=True)
+        if self.encoding == "onehot":
+            encoder: Any = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        elif self.encoding == "ordinal":
+            encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+        else:
+            raise ConfigError(f"data.encoding must be onehot or ordinal, got {self.encoding!r}")
+        return Pipeline([("impute", imputer), ("encode", encoder)])
+
+    def fit(self, X: Any, y: Any = None) -> TabularPreprocessor:
+        frame = _as_frame(X)
+        if frame.shape[1] == 0:
+            raise DataError("the table has no feature columns left to learn from")
+        self.columns_ = list(frame.columns)
+        self.corrections_ = learn_corrections(frame, fix_errors=self.fix_errors)
+        frame = apply_corrections(frame, self.corrections_)
+        self.numeric_columns_ = list(self.corrections_.numeric_columns)
+        numeric = set(self.numeric_columns_)
+        self.categorical_columns_ = [c for c in self.columns_ if c not in numeric]
+        parts = []
+        if self.numeric_columns_:
+            parts.append(("num", self._numeric_pipeline(), self.numeric_columns_))
+        if self.categorical_columns_:
+            parts.append(("cat", self._categorical_pipeline(), self.categorical_columns_))
+        self.column_transformer_ = ColumnTransformer(
+            parts, remainder="drop", sparse_threshold=0, verbose_feature_names_out=False
+        )
+        out = self.column_transformer_.fit_transform(frame)
+        try:
+            names = self.column_transformer_.get_feature_names_out()
+        except ValueError:  # a one-hot name collides with a column name
+            self.column_transformer_.verbose_feature_names_out = True
+            names = self.column_transformer_.get_feature_names_out()
+        self.feature_names_out_ = [str(n) for n in names]
+        self.output_shape_ = (int(out.shape[1]),)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Raw rows (as the user supplied them) to float32 ``(N, F')``; extra columns ignored."""
+        frame = _as_frame(X)
+        missing = [c for c in self.columns_ if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"missing column(s): {', '.join(map(str, missing))}; the model expects "
+                f"{', '.join(map(str, self.columns_))}"
+            )
+        frame = apply_corrections(frame[self.columns_], self.corrections_)
+        return np.asarray(self.column_transformer_.transform(frame), dtype=np.float32)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(self.feature_names_out_, dtype=object)
+
+
+def _channel_stats(values: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-last-axis offset and scale of ``values`` (NaN ignored); zero scales become 1."""
+    flat = values.reshape(-1, values.shape[-1]).astype(np.float64)
+    if scaling == "standard":
+        offset, scale = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
+    elif scaling == "minmax":
+        offset = np.nanmin(flat, axis=0)
+        scale = np.nanmax(flat, axis=0) - offset
+    elif scaling == "robust":
+        q1, median, q3 = np.nanpercentile(flat, [25, 50, 75], axis=0)
+        offset, scale = median, q3 - q1
+    else:
+        offset, scale = np.zeros(flat.shape[1]), np.ones(flat.shape[1])
+    offset = np.nan_to_num(offset)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    return offset.astype(np.float32), scale.astype(np.float32)
+
+
+class ImagePreprocessor(Preprocessor):
+    """Per-channel scaling of ``(N, H, W, C)`` images, output channels-first ``(N, C, H, W)``."""
+
+    def __init__(self, scaling: str = "standard") -> None:
+        self.scaling = scaling
+
+    @staticmethod
+    def _images(X: Any) -> np.ndarray:
+        arr = np.asarray(X, dtype=np.float32)
+        if arr.ndim == 3:
+            arr = arr[..., None]
+        if arr.ndim != 4:
+            raise DataError(f"images must be (N, H, W) or (N, H, W, C), got shape {arr.shape}")
+        return arr
+
+    def fit(self, X: Any, y: Any = None) -> ImagePreprocessor:
+        _check_scaling(self.scaling)
+        images = self._images(X)
+        self.input_shape_ = tuple(int(d) for d in images.shape[1:])
+        self.offset_, self.scale_ = _channel_stats(images, self.scaling)
+        h, w, c = self.input_shape_
+        self.output_shape_ = (c, h, w)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        images = self._images(X)
+        if images.shape[1:] != self.input_shape_:
+            raise DataError(
+                f"images are {'x'.join(map(str, images.shape[1:]))} (H x W x C) but the model "
+                f"was fitted on {'x'.join(map(str, self.input_shape_))}"
+            )
+        scaled = np.nan_to_num((images - self.offset_) / self.scale_)
+        return np.ascontiguousarray(scaled.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def sequence_lengths(X: Any) -> np.ndarray:
+    """Length of each sequence from its NaN padding: 1 + the last step with a value (min 1)."""
+    arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    present = ~np.isnan(arr).all(axis=2)  # (N, T)
+    last = arr.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)
+    return np.where(present.any(axis=1), last + 1, 1).astype(np.int64)
+
+
+class SequencePreprocessor(Preprocessor):
+    """Per-feature scaling of ``(N, T, F)`` sequences ignoring padding; padding becomes 0."""
+
+    def __init__(self, scaling: str = "standard") -> None:
+        self.scaling = scaling
+
+    @staticmethod
+    def _sequences(X: Any) -> np.ndarray:
+        arr = np.asarray(X, dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        if arr.ndim != 3:
+            raise DataError(f"sequences must be (N, T) or (N, T, F), got shape {arr.shape}")
+        return arr
+
+    def fit(self, X: Any, y: Any = None) -> SequencePreprocessor:
+        _check_scaling(self.scaling)
+        seqs = self._sequences(X)
+        self.n_steps_, self.n_features_ = int(seqs.shape[1]), int(seqs.shape[2])
+        self.offset_, self.scale_ = _channel_stats(seqs, self.scaling)
+        self.output_shape_ = (self.n_steps_, self.n_features_)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        seqs = self._sequences(X)
+        n, t, f = seqs.shape
+        if f != self.n_features_:
+            raise DataError(
+                f"sequences have {f} features per step, the model expects {self.n_features_}"
+            )
+        if t > self.n_steps_:
+            if not np.isnan(seqs[:, self.n_steps_ :]).all():
+                raise DataError(
+                    f"sequences have {t} time steps, more than the {self.n_steps_} seen in training"
+                )
+            seqs = seqs[:, : self.n_steps_]
+        elif t < self.n_steps_:
+            pad = np.full((n, self.n_steps_ - t, f), np.nan, dtype=np.float32)
+            seqs = np.concatenate([seqs, pad], axis=1)
+        scaled = np.nan_to_num((seqs - self.offset_) / self.scale_)
+        return np.ascontiguousarray(scaled, dtype=np.float32)
+
+
+def fit_preprocessor(X_train: Any, modality: str, data_cfg: DataConfig) -> Preprocessor:
+    """Fit the preprocessor of ``modality`` on the training rows ``X_train`` only."""
+    if modality == "table":
+        c = data_cfg.cleaning
+        pre: Preprocessor = TabularPreprocessor(
+            scaling=data_cfg.scaling,
+            encoding=data_cfg.encoding,
+            numeric_impute=c.numeric_impute,
+            fill_value=c.fill_value,
+            categorical_impute=c.categorical_impute,
+            fix_errors=c.fix_errors,
+        )
+    elif modality == "image":
+        pre = ImagePreprocessor(scaling=data_cfg.scaling)
+    elif modality == "sequence":
+        pre = SequencePreprocessor(scaling=data_cfg.scaling)
+    else:
+        raise ConfigError(f"modality must be table, image or sequence, got {modality!r}")
+    return pre.fit(X_train)

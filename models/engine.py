@@ -1,0 +1,435 @@
+"""The training loop: ``TensorData``, ``Trainer`` (losses, optimizers, schedulers), seeding.
+
+Batches are taken by slicing tensors with a seeded permutation; a DataLoader over in-memory tensors
+was measured ~50% slower on these models (FACTS.md).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from orchestrator.errors import ConfigError, TrainingError
+
+LOSSES = {
+    "classification": ("auto", "cross_entropy", "bce"),
+    "regression": ("auto", "mse", "huber"),
+}
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULERS = ("none", "step", "cosine", "plateau", "onecycle")
+EVAL_BATCH = 1024
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_loss(task: str, loss: str) -> str:
+    """The concrete loss name for ``task``; ConfigError when the loss does not fit the task."""
+    if task not in LOSSES:
+        raise ConfigError(f"task must be one of {', '.join(LOSSES)}, got {task!r}")
+    if loss not in LOSSES[task]:
+        raise ConfigError(
+            f"training.loss '{loss}' does not fit a {task} task; allowed: {', '.join(LOSSES[task])}"
+        )
+    if loss == "auto":
+        return "cross_entropy" if task == "classification" else "mse"
+    return loss
+
+
+def output_size(task: str, n_classes: int | None, loss: str = "auto") -> int:
+    """The number of network outputs: n_classes for cross_entropy, 1 for bce and regression."""
+    loss = resolve_loss(task, loss)
+    if task == "regression":
+        return 1
+    if n_classes is None or n_classes < 2:
+        raise ConfigError(f"classification needs at least 2 classes, got {n_classes}")
+    if loss == "bce":
+        if n_classes != 2:
+            raise ConfigError(
+                f"training.loss 'bce' needs a binary target, got {n_classes} classes; "
+                "use 'cross_entropy' or 'auto'"
+            )
+        return 1
+    return int(n_classes)
+
+
+@dataclass
+class TensorData:
+    """Model inputs ``x``, targets ``y`` and, for sequences, valid ``lengths`` (int64)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    lengths: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def take(self, idx: torch.Tensor) -> TensorData:
+        """The samples at ``idx`` (an index tensor)."""
+        lengths = None if self.lengths is None else self.lengths[idx]
+        return TensorData(self.x[idx], self.y[idx], lengths)
+
+    def to(self, device: torch.device | str) -> TensorData:
+        lengths = None if self.lengths is None else self.lengths.to(device)
+        return TensorData(self.x.to(device), self.y.to(device), lengths)
+
+
+def _as_tensor(a: Any, dtype: torch.dtype) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a).to(dtype)
+
+
+def resolve_device(name: str | None) -> torch.device:
+    name = name or "auto"
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("training.device is 'cuda' but no CUDA device is available; use 'auto'")
+    return torch.device(name)
+
+
+class Trainer:
+    """Trains ``model`` one epoch at a time; see ``train_epoch``, ``finish`` and ``predict``.
+
+    The batch order and the ``augment`` randomness come from generators seeded by ``seed``; the
+    model's initial weights and dropout masks come from the global torch seed set by the caller.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        training_cfg: Any,
+        task: str,
+        train: TensorData,
+        early_stop: TensorData | None = None,
+        seed: int = 0,
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        device: str | None = None,
+    ) -> None:
+        self.cfg = training_cfg
+        self.task = task
+        self.loss_name = resolve_loss(task, training_cfg.loss)
+        self.device = resolve_device(device or training_cfg.device)
+        self.model = model.to(self.device)
+        self.train_data = self._prepare(train).to(self.device)
+        self.es_data = None if early_stop is None else self._prepare(early_stop).to(self.device)
+        if len(self.train_data) == 0:
+            raise TrainingError("the training set is empty")
+        self.augment = augment
+        self.generator = torch.Generator().manual_seed(seed)
+        self.augment_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.n_outputs = self._probe_outputs()
+        self._check_targets()
+
+        self.optimizer = self._make_optimizer()
+        self.scheduler = self._make_scheduler()
+        self.epoch = 0
+        self.best_epoch = 0
+        self.best_loss = math.inf
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bad_epochs = 0
+        self.stopped = False
+
+    # ------------------------------------------------------------------ set-up
+    def _prepare(self, data: TensorData) -> TensorData:
+        y_dtype = torch.long if self.task == "classification" else torch.float32
+        lengths = None if data.lengths is None else _as_tensor(data.lengths, torch.long)
+        return TensorData(_as_tensor(data.x, torch.float32), _as_tensor(data.y, y_dtype), lengths)
+
+    def _probe_outputs(self) -> int:
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            probe = self.train_data.take(torch.arange(min(2, len(self.train_data))))
+            out = self.model(probe.x, probe.lengths)
+        self.model.train(was_training)
+        return int(out.shape[-1])
+
+    def _check_targets(self) -> None:
+        if self.task == "regression" and self.n_outputs != 1:
+            raise ConfigError(f"regression needs a model with 1 output, got {self.n_outputs}")
+        if self.task != "classification":
+            return
+        top = int(self.train_data.y.max())
+        if self.loss_name == "bce" and (self.n_outputs != 1 or top > 1):
+            raise ConfigError(
+                "training.loss 'bce' needs a binary target and a model with 1 output, got "
+                f"{top + 1} classes and {self.n_outputs} outputs; use 'cross_entropy'"
+            )
+        if self.loss_name == "cross_entropy" and top >= self.n_outputs:
+            raise ConfigError(
+                f"the target has class index {top} but the model has {self.n_outputs} outputs"
+            )
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        opt = self.cfg.optimizer
+        params = self.model.parameters()
+        if opt.name == "sgd":
+            if opt.nesterov and opt.momentum == 0:
+                raise ConfigError("training.optimizer.nesterov needs momentum > 0, got 0")
+            return torch.optim.SGD(
+                params,
+                lr=opt.lr,
+                momentum=opt.momentum,
+                nesterov=opt.nesterov,
+                weight_decay=opt.weight_decay,
+            )
+        if opt.name == "adam":
+            return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay)
+        if opt.name == "adamw":
+            return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
+        if opt.name == "rmsprop":
+            return torch.optim.RMSprop(params, lr=opt.lr, weight_decay=opt.weight_decay)
+        raise ConfigError(
+            f"training.optimizer.name must be one of {', '.join(OPTIMIZERS)}, got {opt.name!r}"
+        )
+
+    def _n_batches(self) -> int:
+        return len(self._batch_bounds(len(self.train_data)))
+
+    def _batch_bounds(self, n: int) -> list[tuple[int, int]]:
+        size = self.cfg.batch_size
+        bounds = [(i, min(i + size, n)) for i in range(0, n, size)]
+        # A last batch of one sample breaks BatchNorm in training mode: fold it into the previous.
+        if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+            bounds[-2:] = [(bounds[-2][0], n)]
+        return bounds
+
+    def _make_scheduler(self) -> Any:
+        sch, opt = self.cfg.scheduler, self.optimizer
+        if sch.name == "none":
+            return None
+        if sch.name == "step":
+            return torch.optim.lr_scheduler.StepLR(opt, step_size=sch.step_size, gamma=sch.gamma)
+        if sch.name == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=self.cfg.epochs, eta_min=sch.min_lr
+            )
+        if sch.name == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="min", factor=sch.factor, patience=sch.patience, min_lr=sch.min_lr
+            )
+        if sch.name == "onecycle":
+            return torch.optim.lr_scheduler.OneCycleLR(
+                opt,
+                max_lr=self.cfg.optimizer.lr,
+                epochs=self.cfg.epochs,
+                steps_per_epoch=self._n_batches(),
+            )
+        raise ConfigError(
+            f"training.scheduler.name must be one of {', '.join(SCHEDULERS)}, got {sch.name!r}"
+        )
+
+    # ------------------------------------------------------------------ loss
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss_name == "cross_entropy":
+            return F.cross_entropy(out, y)
+        if self.loss_name == "bce":
+            return F.binary_cross_entropy_with_logits(out.squeeze(-1), y.to(out.dtype))
+        if self.loss_name == "huber":
+            return F.huber_loss(out.squeeze(-1), y)
+        return F.mse_loss(out.squeeze(-1), y)
+
+    def evaluate_loss(self, data: TensorData) -> float:
+        """Mean loss over ``data`` in eval mode (no dropout, BatchNorm running statistics)."""
+        was_training = self.model.training
+        self.model.eval()
+        total = torch.zeros((), device=self.device)
+        with torch.no_grad():
+            for start in range(0, len(data), EVAL_BATCH):
+                part = data.take(torch.arange(start, min(start + EVAL_BATCH, len(data))))
+                out = self.model(part.x, part.lengths)
+                total += self._loss(out, part.y) * len(part)
+        self.model.train(was_training)
+        return float(total) / max(len(data), 1)
+
+    # ------------------------------------------------------------------ training
+    def train_epoch(self) -> dict[str, float]:
+        """Train one epoch; returns ``epoch``, ``train_loss``, ``es_loss``, ``grad_norm``, ``lr``.
+
+        ``es_loss`` is absent when there is no early-stopping set.
+        """
+        self.epoch += 1
+        self.model.train()
+        data, clip = self.train_data, self.cfg.grad_clip
+        order = torch.randperm(len(data), generator=self.generator).to(self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        norm_sum = torch.zeros((), device=self.device)
+        bounds = self._batch_bounds(len(data))
+        for start, stop in bounds:
+            batch = data.take(order[start:stop])
+            x = batch.x if self.augment is None else self.augment(batch.x, self.augment_generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self._loss(self.model(x, batch.lengths), batch.y)
+            loss.backward()
+            if clip is not None:
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            else:
+                grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+                norm = torch.nn.utils.get_total_norm(grads)
+            self.optimizer.step()
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.OneCycleLR):
+                if self.scheduler.last_epoch < self.scheduler.total_steps:
+                    self.scheduler.step()
+            loss_sum += loss.detach() * (stop - start)
+            norm_sum += norm.detach()
+        train_loss = float(loss_sum) / len(data)
+        if not math.isfinite(train_loss):
+            raise TrainingError(
+                f"loss diverged to {train_loss} at epoch {self.epoch}; lower "
+                f"training.optimizer.lr (now {self.cfg.optimizer.lr:g}), set training.grad_clip "
+                "or check the data for extreme values"
+            )
+        metrics = {
+            "epoch": self.epoch,
+            "train_loss": train_loss,
+            "grad_norm": float(norm_sum) / len(bounds),
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
+        }
+        if self.es_data is not None:
+            metrics["es_loss"] = self.evaluate_loss(self.es_data)
+        self._step_scheduler(metrics)
+        self._track_best(metrics)
+        if self.cfg.checkpoint_dir:
+            self.save_checkpoint(Path(self.cfg.checkpoint_dir) / "checkpoint.pt")
+        return metrics
+
+    def _step_scheduler(self, metrics: dict[str, float]) -> None:
+        if self.scheduler is None or isinstance(
+            self.scheduler, torch.optim.lr_scheduler.OneCycleLR
+        ):
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(metrics.get("es_loss", metrics["train_loss"]))
+        else:
+            self.scheduler.step()
+
+    def _track_best(self, metrics: dict[str, float]) -> None:
+        es = self.cfg.early_stopping
+        if self.es_data is None or not es.enabled:
+            self.best_epoch = self.epoch
+        elif metrics["es_loss"] < self.best_loss - es.min_delta:
+            self.best_loss = metrics["es_loss"]
+            self.best_epoch = self.epoch
+            self.bad_epochs = 0
+            if es.restore_best:
+                self.best_state = {
+                    k: v.detach().clone() for k, v in self.model.state_dict().items()
+                }
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs >= es.patience:
+                self.stopped = True
+        if self.epoch >= self.cfg.epochs:
+            self.stopped = True
+
+    def fit(self) -> list[dict[str, float]]:
+        """Train until ``stopped``, then ``finish()``; returns the per-epoch metrics."""
+        history = []
+        while not self.stopped:
+            history.append(self.train_epoch())
+        self.finish()
+        return history
+
+    def finish(self) -> nn.Module:
+        """Restore the best weights (when early stopping kept them); put the model in eval mode."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        return self.model
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Write the training state atomically (temp file in the same folder, then os.replace)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "best_epoch": self.best_epoch,
+            "best_loss": self.best_loss,
+            "best_state": self.best_state,
+            "bad_epochs": self.bad_epochs,
+            "stopped": self.stopped,
+            "generator": self.generator.get_state(),
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(state, fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(self, path: str | Path) -> int:
+        """Resume from a checkpoint written by ``save_checkpoint``; returns its epoch."""
+        path = Path(path)
+        if not path.is_file():
+            raise TrainingError(f"checkpoint not found: {path}")
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.best_epoch = int(state["best_epoch"])
+        self.best_loss = float(state.get("best_loss", math.inf))
+        self.best_state = state.get("best_state")
+        self.bad_epochs = int(state.get("bad_epochs", 0))
+        self.stopped = bool(state.get("stopped", False))
+        if state.get("generator") is not None:
+            self.generator.set_state(state["generator"].cpu())
+        return self.epoch
+
+    # ------------------------------------------------------------------ inference
+    def predict(
+        self, x: Any, lengths: Any | None = None, batch_size: int = EVAL_BATCH
+    ) -> np.ndarray:
+        """Probabilities ``(N, K)`` for classification (bce: ``[1 - p, p]``), values ``(N,)``."""
+        return predict(self.model, self.task, x, lengths, batch_size, self.device)
+
+
+def predict(
+    model: nn.Module,
+    task: str,
+    x: Any,
+    lengths: Any | None = None,
+    batch_size: int = EVAL_BATCH,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """Run ``model`` in eval mode without gradients and turn its outputs into predictions."""
+    device = torch.device(device) if device else next(model.parameters()).device
+    x = _as_tensor(x, torch.float32)
+    lengths = None if lengths is None else _as_tensor(lengths, torch.long)
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start : start + batch_size].to(device)
+            lb = None if lengths is None else lengths[start : start + batch_size].to(device)
+            outs.append(model(xb, lb).float().cpu())
+    n_out = outs[0].shape[-1] if outs else 1
+    out = torch.cat(outs) if outs else torch.zeros(0, n_out)
+    if task == "regression":
+        return out.squeeze(-1).numpy()
+    if n_out == 1:  # a single logit: binary cross-entropy
+        p = torch.sigmoid(out)
+        return torch.cat([1 - p, p], dim=1).numpy()
+    return torch.softmax(out, dim=1).numpy()

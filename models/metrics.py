@@ -1,0 +1,145 @@
+"""Evaluation metrics for classification (from probabilities) and regression (from values)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
+
+from orchestrator.errors import ConfigError
+
+
+def _proba(output: np.ndarray) -> np.ndarray:
+    """Probabilities as float64 rows that sum to one (float32 softmax drifts a little)."""
+    p = np.clip(np.asarray(output, dtype=np.float64), 1e-15, 1.0)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _roc_auc(y: np.ndarray, p: np.ndarray, k: int) -> float:
+    """ROC AUC (binary on p[:, 1], else one-vs-rest macro); NaN when a class is missing."""
+    if len(np.unique(y)) < k:
+        return float("nan")
+    try:
+        if k == 2:
+            return float(skm.roc_auc_score(y, p[:, 1]))
+        return float(skm.roc_auc_score(y, p, multi_class="ovr", average="macro", labels=range(k)))
+    except ValueError:
+        return float("nan")
+
+
+def compute_metrics(
+    task: str, y_true: np.ndarray, output: np.ndarray, n_classes: int | None = None
+) -> dict[str, float]:
+    """Metrics of one prediction set.
+
+    Classification (``output`` = probabilities ``(N, K)``): accuracy, precision_macro, recall_macro,
+    f1_macro, roc_auc, log_loss. Regression (``output`` = values ``(N,)``): mse, rmse, mae, r2.
+    """
+    y = np.asarray(y_true)
+    if task == "regression":
+        pred = np.asarray(output, dtype=np.float64).reshape(len(y))
+        y = y.astype(np.float64)
+        mse = float(skm.mean_squared_error(y, pred))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            r2 = float(skm.r2_score(y, pred)) if len(y) >= 2 else float("nan")
+        return {
+            "mse": mse,
+            "rmse": float(np.sqrt(mse)),
+            "mae": float(skm.mean_absolute_error(y, pred)),
+            "r2": r2,
+        }
+    if task != "classification":
+        raise ConfigError(f"task must be one of classification, regression, got {task!r}")
+    p = _proba(output)
+    k = int(n_classes or p.shape[1])
+    y = y.astype(np.int64)
+    pred = p.argmax(axis=1)
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
+        y, pred, average="macro", zero_division=0
+    )
+    return {
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "precision_macro": float(precision),
+        "recall_macro": float(recall),
+        "f1_macro": float(f1),
+        "roc_auc": _roc_auc(y, p, k),
+        "log_loss": float(skm.log_loss(y, p, labels=list(range(k)))),
+    }
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """The ``(K, K)`` confusion matrix; rows are true classes, columns predicted ones."""
+    return skm.confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
+
+
+def per_class_metrics(
+    y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]
+) -> list[dict[str, float | str | int]]:
+    """Precision, recall, F1 and support of every class (``proba`` may also be predictions)."""
+    proba = np.asarray(proba)
+    pred = proba.argmax(axis=1) if proba.ndim == 2 else proba.astype(np.int64)
+    labels = list(range(len(class_names)))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        np.asarray(y_true), pred, labels=labels, zero_division=0
+    )
+    return [
+        {
+            "class": str(name),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(class_names)
+    ]
+
+
+def error_analysis(
+    task: str,
+    y_true: np.ndarray,
+    output: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    top: int = 20,
+) -> pd.DataFrame:
+    """The ``top`` worst-predicted samples, worst first.
+
+    Classification: index, true, predicted, confidence (probability of the predicted class) and
+    error (1 - probability of the true class). Regression: index, true, predicted, abs_error.
+    """
+    y = np.asarray(y_true)
+    if task == "regression":
+        pred = np.asarray(output, dtype=np.float64).reshape(len(y))
+        frame = pd.DataFrame(
+            {
+                "index": np.arange(len(y)),
+                "true": y,
+                "predicted": pred,
+                "abs_error": np.abs(pred - y),
+            }
+        )
+        frame = frame.sort_values("abs_error", ascending=False, kind="stable").head(top)
+        return frame.reset_index(drop=True)
+    p = np.asarray(output, dtype=np.float64)
+    y = y.astype(np.int64)
+    pred = p.argmax(axis=1)
+    rows = np.arange(len(y))
+    frame = pd.DataFrame(
+        {
+            "index": rows,
+            "true": y,
+            "predicted": pred,
+            "confidence": p[rows, pred],
+            "error": 1.0 - p[rows, y],
+        }
+    )
+    if class_names is not None:
+        names = np.asarray([str(c) for c in class_names], dtype=object)
+        frame["true"] = names[frame["true"].to_numpy()]
+        frame["predicted"] = names[frame["predicted"].to_numpy()]
+    frame = frame.sort_values("error", ascending=False, kind="stable").head(top)
+    return frame.reset_index(drop=True)

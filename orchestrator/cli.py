@@ -1,0 +1,199 @@
+"""The ``automl`` command line: a thin click group of verbs.
+
+Each command parses and validates, then calls one library function. Heavy imports (torch, ray,
+mlflow) happen inside the command bodies so that ``automl --help`` is instant. Every
+``AutoMLError`` becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.errors import AutoMLError
+
+FAMILIES = ["auto", "fnn", "cnn", "cnn1d", "rnn", "lstm", "gru", "transformer"]
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Translate the project's errors into one line and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AutoMLError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def run_options(func: Callable) -> Callable:
+    """Options shared by ``train`` and ``search``; they mirror the MLproject parameters."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                     help="YAML config file (see examples/)."),
+        click.option("--data", help="Data source: builtin:NAME, a CSV/Parquet/NPZ/UCR file or an "
+                     "image folder (see `automl datasets`)."),
+        click.option("--target", help="Target column of a CSV/Parquet table."),
+        click.option("--test-data", help="A fixed test set in the same format, instead of "
+                     "splitting one off."),
+        click.option("--model", type=click.Choice(FAMILIES), help="Model family (default: auto "
+                     "from the data: fnn for tables, cnn for images, gru for sequences)."),
+        click.option("--modality", type=click.Choice(["auto", "table", "image", "sequence"]),
+                     help="How to read the data (settles N×H×W versus N×T×F arrays)."),
+        click.option("--task", type=click.Choice(["auto", "classification", "regression"]),
+                     help="Force the task instead of detecting it from the target."),
+        click.option("--folds", type=int, help="k-fold CV on the non-test part (1: holdout)."),
+        click.option("--epochs", type=int, help="Maximum epochs per fold."),
+        click.option("--seed", type=int, help="Master seed; every other seed derives from it."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override any config key, e.g. --set training.optimizer.lr=0.01 "
+                     "(repeatable)."),
+        click.option("--json", "json_path", type=click.Path(dir_okay=False),
+                     help="Write the results as JSON to this path."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_config(config_path: str | None, overrides: tuple[str, ...], **flags: Any):
+    """Config from the YAML file, then the flags, then ``--set`` overrides, validated once more."""
+    from orchestrator.config import apply_overrides, load_config, parse_override
+
+    flag_keys = {
+        "data": "data.source", "target": "data.target", "test_data": "data.test_source",
+        "model": "model.family", "modality": "data.modality", "task": "data.task",
+        "folds": "split.folds", "epochs": "training.epochs", "seed": "seed",
+    }
+    config = load_config(config_path)
+    updates = {flag_keys[k]: v for k, v in flags.items() if k in flag_keys and v is not None}
+    updates.update(parse_override(o) for o in overrides)
+    extra = {k: v for k, v in flags.items() if k not in flag_keys}
+    if extra:
+        raise TypeError(f"unexpected flags {sorted(extra)}")
+    return apply_overrides(config, updates)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="automl-orchestrator")
+def main() -> None:
+    """AutoML orchestration: PyTorch models under k-fold CV, searched on Ray Tune, tracked in
+    MLflow.
+
+    \b
+    Quick start:
+      automl datasets                                  list the built-in data sets
+      automl train --data builtin:digits --model cnn   cross-validate one configuration
+    """
+
+
+@main.command()
+@run_options
+@handle_errors
+def train(config_path, overrides, json_path, **flags) -> None:
+    """Cross-validate one configuration, refit it on train+validation and test it once."""
+    config = build_config(config_path, overrides, **flags)
+    from orchestrator.pipeline import run_training
+    from orchestrator.report import print_epoch, print_train_result
+
+    result = run_training(config, on_epoch=print_epoch)
+    print_train_result(result)
+    if json_path:
+        write_json(json_path, result.to_json())
+
+
+@main.command()
+@run_options
+@click.option("--algorithm", type=click.Choice(["grid", "random", "bayes"]),
+              help="grid: every combination; random: seeded sampling; bayes: Optuna (TPE/GP).")
+@click.option("--num-samples", type=int, help="Trials to sample (random, bayes).")
+@click.option("--scheduler", type=click.Choice(["fifo", "asha", "hyperband", "median"]),
+              help="Early-stopping scheduler for poor trials.")
+@click.option("--max-concurrent", type=int, help="Trials running at once (default: CPUs / "
+              "cpus-per-trial).")
+@click.option("--cpus-per-trial", type=float, help="CPUs per trial; torch uses that many threads.")
+@click.option("--gpus-per-trial", type=float, help="GPUs per trial (fractions share one GPU).")
+@click.option("--max-failures", type=int, help="Retry a failed trial up to N times.")
+@click.option("--experiment", help="Search name (Ray experiment and MLflow experiment).")
+@click.option("--resume", "resume_name", metavar="NAME",
+              help="Continue an interrupted search; finished trials are not run again.")
+@click.option("--address", help="Join this Ray cluster instead of starting one (or RAY_ADDRESS).")
+@click.option("--storage", help="Folder of Ray Tune results (default ./ray_results).")
+@handle_errors
+def search(config_path, overrides, json_path, experiment, resume_name, address, storage,
+           **flags) -> None:
+    """Search hyperparameters on Ray Tune; each trial cross-validates one configuration."""
+    search_keys = {
+        "algorithm": "search.algorithm", "num_samples": "search.num_samples",
+        "scheduler": "search.scheduler", "max_concurrent": "search.max_concurrent",
+        "cpus_per_trial": "search.cpus_per_trial", "gpus_per_trial": "search.gpus_per_trial",
+        "max_failures": "search.max_failures",
+    }
+    search_flags = {search_keys[k]: flags.pop(k) for k in list(flags) if k in search_keys}
+    if resume_name:
+        from orchestrator.search import load_search_config
+
+        config = load_search_config(resume_name, storage)
+    else:
+        config = build_config(config_path, overrides, **flags)
+        from orchestrator.config import apply_overrides
+
+        config = apply_overrides(config, {k: v for k, v in search_flags.items() if v is not None})
+    from orchestrator.report import print_search_result, print_trial
+    from orchestrator.search import run_search
+
+    result = run_search(config, name=resume_name or experiment, resume=bool(resume_name),
+                        address=address, storage=storage, on_trial=print_trial)
+    print_search_result(result)
+    if json_path:
+        write_json(json_path, result.to_json())
+
+
+@main.command()
+def datasets() -> None:
+    """List the built-in data sets (those that ship with scikit-learn)."""
+    from data import list_builtin
+
+    for name, description in list_builtin():
+        click.echo(f"builtin:{name:<16} {description}")
+
+
+def write_json(path: str, payload: dict[str, Any]) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(_finite(payload), indent=2, default=_json_default, allow_nan=False))
+    click.echo(f"wrote {out}")
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null, so that the file is strict JSON."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    if isinstance(value, np.ndarray):
+        return _finite(value.tolist())
+    return str(value)
+
+
+if __name__ == "__main__":
+    main()

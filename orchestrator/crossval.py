@@ -1,0 +1,263 @@
+"""k-fold cross-validation of one configuration, folds trained in lockstep epoch by epoch.
+
+``automl train`` and the Ray Tune trial both iterate :func:`cross_validate`; each item is the
+mean over all k folds of the validation metrics at that epoch, so schedulers such as ASHA compare
+like with like. A fold that stopped early contributes the metrics of its restored best weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from data import Dataset, TargetEncoder, fit_preprocessor, inner_split, make_folds
+from models import TensorData, Trainer, build_model, compute_metrics, output_size
+from orchestrator.config import Config
+from orchestrator.errors import AutoMLError, TrainingError
+
+LOWER_IS_BETTER = {"loss", "log_loss", "mse", "rmse", "mae"}
+
+
+def main_metric(task: str) -> str:
+    """The metric a search optimises by default."""
+    return "val_accuracy" if task == "classification" else "val_r2"
+
+
+def metric_mode(metric: str) -> str:
+    name = metric.removeprefix("val_").removeprefix("test_")
+    return "min" if name in LOWER_IS_BETTER else "max"
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Cleaned non-test data plus what every fold needs; shared read-only by all trials."""
+
+    dataset: Dataset
+    task: str
+    family: str
+    class_names: list[str] | None
+    groups: np.ndarray | None = None
+
+
+@dataclass
+class CVResult:
+    """Final outcome of cross-validation."""
+
+    per_fold: list[dict[str, float]]
+    best_epochs: list[int]
+    oof_output: np.ndarray  # probabilities (N, K) or values (N,), in dataset order
+    oof_true: np.ndarray  # encoded targets, in dataset order
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict[str, object]]:
+        """``{metric: {"mean", "std", "per_fold"}}`` over folds (validation metrics)."""
+        out: dict[str, dict[str, object]] = {}
+        for name in self.per_fold[0]:
+            values = [float(f[name]) for f in self.per_fold]
+            out[name] = {
+                "mean": float(np.nanmean(values)) if not np.all(np.isnan(values)) else float("nan"),
+                "std": float(np.nanstd(values)) if not np.all(np.isnan(values)) else float("nan"),
+                "per_fold": values,
+            }
+        return out
+
+    @property
+    def refit_epochs(self) -> int:
+        """The epoch count the folds chose: the median of their best epochs."""
+        return max(1, int(round(float(np.median(self.best_epochs)))))
+
+
+def fold_seed(master: int, *path: int) -> int:
+    """Derive an independent 31-bit seed from the master seed and a path such as (fold,)."""
+    return int(np.random.SeedSequence([master, *path]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def to_tensors(x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None) -> TensorData:
+    return TensorData(
+        torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+        torch.from_numpy(np.ascontiguousarray(y)),
+        None if lengths is None else torch.from_numpy(np.asarray(lengths, dtype=np.int64)),
+    )
+
+
+@dataclass
+class FittedFold:
+    """One fold's fitted preprocessing, target encoder and trainer."""
+
+    preprocessor: object
+    target: TargetEncoder
+    trainer: Trainer
+    val: TensorData | None
+
+
+def fit_fold(
+    ds: Dataset,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray | None,
+    prepared: PreparedData,
+    config: Config,
+    seed: int,
+    early_stop: bool = True,
+) -> FittedFold:
+    """Fit preprocessing on ``train_idx`` only and set up a trainer; ``val_idx`` is transformed."""
+    task = prepared.task
+    train = ds.subset(train_idx)
+    target = TargetEncoder(task)
+    if task == "classification":
+        # class indices must agree across folds, and class labels carry no feature information
+        target.fit(ds.y if prepared.class_names is None else np.asarray(prepared.class_names))
+    else:
+        target.fit(train.y)
+    es_part = None
+    fit_part = train
+    use_es = early_stop and config.training.early_stopping.enabled and config.split.inner_val_size > 0
+    if use_es:
+        fit_idx, es_idx = inner_split(train.y, task, config.split.inner_val_size, seed)
+        fit_part, es_part = train.subset(fit_idx), train.subset(es_idx)
+    pre = fit_preprocessor(train.X, ds.modality, config.data)
+
+    def tensors(part: Dataset) -> TensorData:
+        return to_tensors(pre.transform(part.X), target.transform(part.y), part.lengths)
+
+    n_classes = target.n_classes_ if task == "classification" else None
+    n_out = output_size(task, n_classes, config.training.loss)
+    spec = config.model.model_copy(update={"family": prepared.family})
+    torch.manual_seed(seed)
+    model = build_model(spec, tuple(pre.output_shape_), n_out)
+    augment = None
+    if ds.modality == "image" and config.data.augment.enabled:
+        from data import augment_images
+
+        aug_cfg = config.data.augment
+
+        def augment(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+            return augment_images(batch, aug_cfg, gen)
+
+    trainer = Trainer(
+        model,
+        config.training,
+        task,
+        tensors(fit_part),
+        tensors(es_part) if es_part is not None else None,
+        seed,
+        augment=augment,
+    )
+    val = tensors(ds.subset(val_idx)) if val_idx is not None else None
+    return FittedFold(pre, target, trainer, val)
+
+
+def predict_tensors(trainer: Trainer, data: TensorData) -> np.ndarray:
+    return trainer.predict(data.x, data.lengths)
+
+
+def evaluate(fold: FittedFold, task: str, n_classes: int | None) -> dict[str, float]:
+    """Validation metrics of a fold in the target's own units, plus the training loss."""
+    output = predict_tensors(fold.trainer, fold.val)
+    y = fold.val.y.numpy()
+    if task == "regression":
+        output, y = fold.target.inverse_transform(output), fold.target.inverse_transform(y)
+    metrics = compute_metrics(task, y, output, n_classes)
+    metrics["loss"] = fold.trainer.evaluate_loss(fold.val)
+    return metrics
+
+
+class CrossValidation:
+    """Iterate to train; each item is one epoch's fold-mean metrics. ``result`` is set at the end."""
+
+    def __init__(self, prepared: PreparedData, config: Config) -> None:
+        self.prepared = prepared
+        self.config = config
+        self.result: CVResult | None = None
+        self.folds: list[FittedFold] = []
+        self.splits: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __iter__(self) -> Iterator[dict[str, float]]:
+        prepared, config = self.prepared, self.config
+        ds, task = prepared.dataset, prepared.task
+        splits = make_folds(ds.y, task, config.split, config.seed, groups=prepared.groups)
+        folds = [
+            fit_fold(ds, tr, va, prepared, config, fold_seed(config.seed, 1, i))
+            for i, (tr, va) in enumerate(splits)
+        ]
+        self.folds, self.splits = folds, splits
+        n_classes = folds[0].target.n_classes_ if task == "classification" else None
+        last_val: list[dict[str, float] | None] = [None] * len(folds)
+        last_train: list[dict[str, float]] = [{} for _ in folds]
+        history: list[dict[str, float]] = []
+        for epoch in range(1, config.training.epochs + 1):
+            for i, fold in enumerate(folds):
+                if fold.trainer.stopped:
+                    continue
+                try:
+                    last_train[i] = fold.trainer.train_epoch()
+                except AutoMLError:
+                    raise
+                except RuntimeError as err:  # e.g. shape errors deep inside torch
+                    raise TrainingError(f"fold {i + 1} failed at epoch {epoch}: {err}") from err
+                if fold.trainer.stopped:
+                    fold.trainer.finish()
+                last_val[i] = evaluate(fold, task, n_classes)
+            report = self._fold_mean(epoch, last_train, last_val)
+            history.append(report)
+            if all(f.trainer.stopped for f in folds):
+                self.result = self._finish(folds, splits, last_val, history, n_classes)
+                report = {**report, **_flat_summary(self.result)}
+                yield report
+                return
+            yield report
+
+    @staticmethod
+    def _fold_mean(epoch: int, train: list[dict], val: list[dict | None]) -> dict[str, float]:
+        report: dict[str, float] = {"epoch": float(epoch)}
+        for key in ("train_loss", "grad_norm", "lr"):
+            values = [t[key] for t in train if t.get(key) is not None]
+            if values:
+                report[key] = float(np.mean(values))
+        for name in val[0]:
+            values = np.array([v[name] for v in val if v is not None], dtype=float)
+            report[f"val_{name}"] = (
+                float(np.nanmean(values)) if not np.all(np.isnan(values)) else float("nan")
+            )
+        return report
+
+    def _finish(self, folds, splits, last_val, history, n_classes) -> CVResult:
+        ds = self.prepared.dataset
+        oof_output: np.ndarray | None = None
+        oof_true = np.zeros(len(ds.y), dtype=np.int64 if n_classes else np.float32)
+        for fold, (_, va) in zip(folds, splits, strict=True):
+            out = predict_tensors(fold.trainer, fold.val)
+            if self.prepared.task == "regression":
+                out = fold.target.inverse_transform(out)
+                true = fold.target.inverse_transform(fold.val.y.numpy())
+            else:
+                true = fold.val.y.numpy()
+            if oof_output is None:
+                oof_output = np.full((len(ds.y), *out.shape[1:]), np.nan, dtype=np.float64)
+            oof_output[va] = out
+            oof_true[va] = true
+        return CVResult(
+            per_fold=[dict(v) for v in last_val],
+            best_epochs=[int(f.trainer.best_epoch) for f in folds],
+            oof_output=oof_output,
+            oof_true=oof_true,
+            history=history,
+        )
+
+
+def _flat_summary(result: CVResult) -> dict[str, float]:
+    flat: dict[str, float] = {}
+    for name, stats in result.summary().items():
+        flat[f"cv_{name}_mean"] = stats["mean"]
+        flat[f"cv_{name}_std"] = stats["std"]
+        for i, v in enumerate(stats["per_fold"]):
+            flat[f"fold{i + 1}_{name}"] = v
+    flat["refit_epochs"] = float(result.refit_epochs)
+    return flat
+
+
+def cross_validate(prepared: PreparedData, config: Config) -> CrossValidation:
+    """Cross-validate ``config`` on ``prepared``; iterate the result for per-epoch metrics."""
+    return CrossValidation(prepared, config)

@@ -1,0 +1,181 @@
+"""One configuration end to end: load ─► clean ─► split ─► cross-validate ─► refit ─► test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from data import (
+    CleaningReport,
+    Dataset,
+    clean_dataset,
+    detect_task,
+    holdout_split,
+    load_dataset,
+)
+from models import compute_metrics, confusion_matrix, error_analysis
+from orchestrator.config import SEQUENCE_FAMILIES, Config, apply_overrides
+from orchestrator.crossval import CVResult, PreparedData, cross_validate, fit_fold, fold_seed
+from orchestrator.errors import ConfigError
+from orchestrator.predictor import Predictor
+
+DEFAULT_FAMILY = {"table": "fnn", "image": "cnn", "sequence": "gru"}
+FAMILY_MODALITIES = {"fnn": ("table",), "cnn": ("image",), **{f: ("sequence",) for f in SEQUENCE_FAMILIES}}
+
+
+@dataclass
+class PreparedRun:
+    """Everything before training: the non-test data for CV, and the held-out test set."""
+
+    prepared: PreparedData
+    test: Dataset
+    cleaning: CleaningReport
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RefitResult:
+    """The best configuration refit on all non-test data and evaluated once on the test set."""
+
+    test_metrics: dict[str, float]
+    test_confusion: np.ndarray | None
+    test_errors: Any  # pandas.DataFrame of the worst test predictions
+    predictor: Predictor
+    epochs: int
+
+
+@dataclass
+class TrainResult:
+    config: Config
+    run: PreparedRun
+    cv: CVResult
+    refit: RefitResult
+
+    @property
+    def test_metrics(self) -> dict[str, float]:
+        return self.refit.test_metrics
+
+    @property
+    def predictor(self) -> Predictor:
+        return self.refit.predictor
+
+    def to_json(self) -> dict[str, Any]:
+        ds = self.run.prepared.dataset
+        return {
+            "task": self.run.prepared.task,
+            "model": self.run.prepared.family,
+            "dataset": {
+                "source": self.run.source,
+                "modality": ds.modality,
+                "n_samples": int(ds.n_samples + self.run.test.n_samples),
+                "n_features": int(ds.n_features),
+            },
+            "cv": {"folds": len(self.cv.per_fold), "metrics": self.cv.summary()},
+            "test": {k: _jsonable(v) for k, v in self.test_metrics.items()},
+            "refit_epochs": self.cv.refit_epochs,
+            "cleaning": self.run.cleaning.to_dict(),
+            "notes": self.run.notes,
+            "config": self.config.model_dump(),
+        }
+
+
+def _jsonable(v: float) -> float | None:
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+
+
+def resolve_family(requested: str, modality: str) -> str:
+    if requested == "auto":
+        return DEFAULT_FAMILY[modality]
+    allowed = FAMILY_MODALITIES[requested]
+    if modality not in allowed:
+        fitting = [f for f, mods in FAMILY_MODALITIES.items() if modality in mods]
+        raise ConfigError(
+            f"model.family '{requested}' needs {' or '.join(allowed)} data, but the data was read "
+            f"as {modality}; use one of: auto, {', '.join(fitting)} (or set --modality)"
+        )
+    return requested
+
+
+def prepare_run(config: Config) -> PreparedRun:
+    """Load and clean the data, detect the task, hold out the test set."""
+    dc = config.data
+    load = dict(target=dc.target, modality=dc.modality, family=config.model.family,
+                group_column=dc.group_column)
+    ds = load_dataset(dc.source, **load)
+    task = detect_task(ds.y, dc.task)
+    ds, report = clean_dataset(ds, dc.cleaning, task)
+    family = resolve_family(config.model.family, ds.modality)
+    notes = list(ds.notes)
+    if config.model.family == "auto":
+        notes.append(f"model auto: {ds.modality} data, so family '{family}'")
+    if dc.test_source:
+        test = load_dataset(dc.test_source, **load)
+        keep = ~_missing(test.y)
+        test = test.subset(np.flatnonzero(keep)) if not keep.all() else test
+        trainval = ds
+    else:
+        tv_idx, test_idx = holdout_split(
+            ds.y, task, config.split.test_size, fold_seed(config.seed, 0), groups=ds.groups
+        )
+        trainval, test = ds.subset(tv_idx), ds.subset(test_idx)
+    prepared = PreparedData(
+        dataset=trainval, task=task, family=family, class_names=ds.class_names,
+        groups=trainval.groups,
+    )
+    return PreparedRun(prepared, test, report, dc.source, notes)
+
+
+def _missing(y: np.ndarray) -> np.ndarray:
+    import pandas as pd
+
+    return pd.isna(pd.Series(y)).to_numpy()
+
+
+def refit_and_test(run: PreparedRun, config: Config, epochs: int) -> RefitResult:
+    """Refit on all non-test data for ``epochs`` (the folds' choice) and test once."""
+    prepared = run.prepared
+    ds = prepared.dataset
+    refit_cfg = apply_overrides(config, {"training.epochs": epochs})
+    fitted = fit_fold(ds, np.arange(ds.n_samples), None, prepared, refit_cfg,
+                      fold_seed(config.seed, 2), early_stop=False)
+    while not fitted.trainer.stopped:
+        fitted.trainer.train_epoch()
+    fitted.trainer.finish()
+    predictor = Predictor(
+        preprocessor=fitted.preprocessor,
+        target=fitted.target,
+        network=fitted.trainer.model,
+        task=prepared.task,
+        family=prepared.family,
+        modality=ds.modality,
+    )
+    output = predictor.predict_output(run.test.X, run.test.lengths)
+    task = prepared.task
+    if task == "classification":
+        y_true = fitted.target.transform(run.test.y)
+        n_classes = fitted.target.n_classes_
+        metrics = compute_metrics(task, y_true, output, n_classes)
+        confusion = confusion_matrix(y_true, output.argmax(axis=1), n_classes)
+        names = list(fitted.target.classes_)
+    else:
+        y_true = np.asarray(run.test.y, dtype=np.float64)
+        metrics = compute_metrics(task, y_true, output)
+        confusion, names = None, None
+    errors = error_analysis(task, y_true, output, class_names=names)
+    return RefitResult(metrics, confusion, errors, predictor, epochs)
+
+
+def run_training(
+    config: Config, on_epoch: Callable[[dict[str, float]], None] | None = None
+) -> TrainResult:
+    """Cross-validate one configuration, refit it and evaluate it on the test set."""
+    run = prepare_run(config)
+    cv = cross_validate(run.prepared, config)
+    for metrics in cv:
+        if on_epoch is not None:
+            on_epoch(metrics)
+    return TrainResult(config, run, cv.result, refit_and_test(run, config, cv.result.refit_epochs))

@@ -1,0 +1,83 @@
+"""Plain-text tables printed by the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+SHOWN = ("accuracy", "f1_macro", "roc_auc", "log_loss", "r2", "rmse", "mae", "loss")
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    return f"{value:.4f}"
+
+
+def print_epoch(metrics: dict[str, float]) -> None:
+    """One line per epoch of the fold-mean validation metrics."""
+    parts = [f"epoch {int(metrics['epoch']):>3}"]
+    if "train_loss" in metrics:
+        parts.append(f"train_loss {_fmt(metrics['train_loss'])}")
+    for name in SHOWN:
+        key = f"val_{name}"
+        if key in metrics:
+            parts.append(f"{key} {_fmt(metrics[key])}")
+    click.echo("  ".join(parts))
+
+
+def print_train_result(result: Any) -> None:
+    """The CV summary (mean ± std over folds) and the test metrics, side by side."""
+    summary = result.cv.summary()
+    info = result.to_json()
+    click.echo("")
+    for note in info["notes"]:
+        click.echo(f"note: {note}")
+    for action in result.run.cleaning.actions:
+        click.echo(f"cleaning: {action}")
+    click.echo(
+        f"task {info['task']}  model {info['model']}  data {info['dataset']['source']} "
+        f"({info['dataset']['n_samples']} samples, {info['dataset']['n_features']} features)  "
+        f"folds {info['cv']['folds']}  refit epochs {info['refit_epochs']}"
+    )
+    click.echo(f"{'metric':<16}{'cv mean ± std':>22}{'test':>12}")
+    for name in SHOWN:
+        if name not in summary:
+            continue
+        s = summary[name]
+        cv = f"{_fmt(s['mean'])} ± {_fmt(s['std'])}"
+        click.echo(f"{name:<16}{cv:>22}{_fmt(result.test_metrics.get(name)):>12}")
+
+
+def print_trial(trial: Any) -> None:
+    """One line per finished trial, as the search goes."""
+    shown = ", ".join(f"{k}={v}" for k, v in trial.config.items())
+    scores = "  ".join(f"{k} {_fmt(v['mean'])}" for k, v in trial.cv.items()
+                       if k in ("accuracy", "r2"))
+    tail = f"  {trial.error}" if trial.error else ""
+    click.echo(f"trial {trial.trial_id} {trial.status:<10} {shown}  {scores}{tail}")
+
+
+def print_search_result(result: Any) -> None:
+    """The trial table (config, mean ± std, status) and the best configuration's test metrics."""
+    name = result.metric.removeprefix("val_")
+    click.echo("")
+    click.echo(f"search {result.name}: {result.algorithm}, {len(result.trials)} trials, "
+               f"metric {result.metric} ({result.mode}), {result.wall_s:.1f} s")
+    click.echo(f"{'trial':<14}{'status':<12}{'epochs':>7}{name + ' mean ± std':>26}  config")
+    for t in result.trials:
+        stats = t.cv.get(name, {})
+        cv = f"{_fmt(stats.get('mean'))} ± {_fmt(stats.get('std'))}"
+        config = ", ".join(f"{k}={v}" for k, v in t.config.items())
+        err = f"  [{t.error}]" if t.error else ""
+        click.echo(f"{t.trial_id:<14}{t.status:<12}{t.epochs:>7}{cv:>26}  {config}{err}")
+    if result.best is None:
+        click.echo("no trial finished; nothing to refit")
+        return
+    click.echo(f"best trial {result.best.trial_id}: "
+               + ", ".join(f"{k}={v}" for k, v in result.best.config.items()))
+    if result.refit is not None:
+        test = "  ".join(f"{k} {_fmt(v)}" for k, v in result.refit.test_metrics.items()
+                         if k in SHOWN)
+        click.echo(f"refit on train+validation for {result.refit.epochs} epochs; test: {test}")
