@@ -39,7 +39,7 @@ def _missing_target(y: np.ndarray) -> np.ndarray:
     s = pd.Series(y)
     missing = s.isna().to_numpy()
     if not pd.api.types.is_numeric_dtype(s):
-        missing |= s.astype(str).str.strip().eq("").to_numpy() & ~missing
+        missing = missing | s.astype(str).str.strip().eq("").to_numpy()
     return missing
 
 

@@ -17,6 +17,7 @@ from orchestrator.errors import DataError, did_you_mean
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUPPORTED = ".csv, .tsv, .parquet, .npz, or a folder of class sub-folders of PNG/JPEG images"
+PADDING = {"", "nan", "na"}  # cells that pad a shorter UCR series
 GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
@@ -41,7 +42,7 @@ def _sklearn_table(name: str) -> Callable[[], RawData]:
         X = bunch.data.reset_index(drop=True)
         names = getattr(bunch, "target_names", None)
         if name == "diabetes":
-            return RawData(X, bunch.target.to_numpy(np.float64), f"builtin:{name}")
+            return RawData(X, bunch.target.to_numpy(np.float64, copy=True), f"builtin:{name}")
         labels = np.asarray(names, dtype=object)[bunch.target.to_numpy()]
         return RawData(X, labels, f"builtin:{name}", class_names=[str(n) for n in names])
 
@@ -49,13 +50,16 @@ def _sklearn_table(name: str) -> Callable[[], RawData]:
 
 
 BUILTINS: dict[str, tuple[str, Callable[[], RawData]]] = {
-    "digits": ("8x8 grayscale handwritten digits: 1797 images (8, 8, 1), 10 classes", _digits),
+    "digits": (
+        "8x8 grayscale handwritten digits: 1797 images (8, 8, 1), 10-class classification",
+        _digits,
+    ),
     "breast_cancer": (
-        "breast cancer diagnosis: table 569 x 30, 2 classes",
+        "breast cancer diagnosis: table 569 x 30, 2-class classification",
         _sklearn_table("breast_cancer"),
     ),
-    "wine": ("wine cultivars: table 178 x 13, 3 classes", _sklearn_table("wine")),
-    "iris": ("iris species: table 150 x 4, 3 classes", _sklearn_table("iris")),
+    "wine": ("wine cultivars: table 178 x 13, 3-class classification", _sklearn_table("wine")),
+    "iris": ("iris species: table 150 x 4, 3-class classification", _sklearn_table("iris")),
     "diabetes": (
         "diabetes progression: table 442 x 10, regression",
         _sklearn_table("diabetes"),
@@ -88,7 +92,7 @@ def _pop_column(frame: pd.DataFrame, name: str, what: str, path: Path) -> np.nda
             f"{what} column '{name}' not found in {path}{did_you_mean(name, frame.columns)}; "
             f"columns: {_columns(list(frame.columns))}"
         )
-    return frame.pop(name).to_numpy()
+    return frame.pop(name).to_numpy(copy=True)
 
 
 def _table(frame: pd.DataFrame, path: Path, target: str | None, group: str | None) -> RawData:
@@ -107,8 +111,12 @@ def _read_rows(path: Path, sep: str) -> list[list[str]]:
         return [row for row in csv.reader(handle, delimiter=sep) if any(c.strip() for c in row)]
 
 
+def _is_gap(cell: str) -> bool:
+    return cell.strip().casefold() in PADDING
+
+
 def _numeric_cells(cells: list[str]) -> bool:
-    values = pd.to_numeric(pd.Series([c.strip() for c in cells if c.strip()]), errors="coerce")
+    values = pd.to_numeric(pd.Series([c for c in cells if not _is_gap(c)]), errors="coerce")
     return bool(values.notna().all())
 
 
@@ -120,7 +128,7 @@ def _ucr(path: Path, rows: list[list[str]]) -> RawData:
     grid = np.full((len(rows), width), np.nan)
     for i, row in enumerate(rows):
         for j, cell in enumerate(row):
-            if cell.strip():
+            if not _is_gap(cell):
                 grid[i, j] = float(cell.strip())
     labels, values = grid[:, 0], grid[:, 1:]
     present = ~np.isnan(values)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data.corrections import parse_numbers
 from orchestrator.errors import ConfigError, DataError
 
 TASKS = ("classification", "regression")
@@ -38,15 +39,15 @@ def numeric_target(y: Any, name: str = "target") -> np.ndarray:
     """``y`` as float64, or DataError naming a value that is not a number."""
     s = pd.Series(y).reset_index(drop=True)
     if pd.api.types.is_bool_dtype(s):
-        return s.astype(np.float64).to_numpy()
-    converted = pd.to_numeric(s, errors="coerce")
+        return np.array(s, dtype=np.float64)
+    converted = parse_numbers(s)  # tolerates " 3.5 " and "1,234"
     bad = s.notna() & converted.isna()
     if bad.any():
         example = s[bad].iloc[0]
         raise DataError(
             f"regression needs a numeric target, column '{name}' has values like {str(example)!r}"
         )
-    return converted.to_numpy(dtype=np.float64)
+    return np.array(converted, dtype=np.float64)
 
 
 def detect_task(y: Any, forced: str = "auto", name: str | None = None) -> str:

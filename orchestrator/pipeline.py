@@ -113,9 +113,12 @@ def prepare_run(config: Config) -> PreparedRun:
     if config.model.family == "auto":
         notes.append(f"model auto: {ds.modality} data, so family '{family}'")
     if dc.test_source:
-        test = load_dataset(dc.test_source, **load)
-        keep = ~_missing(test.y)
-        test = test.subset(np.flatnonzero(keep)) if not keep.all() else test
+        # rows are kept (the preprocessor imputes); only the target's spelling is fixed and
+        # rows without a target dropped
+        test_cleaning = dc.cleaning.model_copy(update={
+            "drop_duplicates": False, "drop_constant": False,
+            "numeric_impute": "median", "categorical_impute": "most_frequent"})
+        test, _ = clean_dataset(load_dataset(dc.test_source, **load), test_cleaning, task)
         trainval = ds
     else:
         tv_idx, test_idx = holdout_split(
@@ -127,12 +130,6 @@ def prepare_run(config: Config) -> PreparedRun:
         groups=trainval.groups,
     )
     return PreparedRun(prepared, test, report, dc.source, notes)
-
-
-def _missing(y: np.ndarray) -> np.ndarray:
-    import pandas as pd
-
-    return pd.isna(pd.Series(y)).to_numpy()
 
 
 def refit_and_test(run: PreparedRun, config: Config, epochs: int) -> RefitResult:

@@ -46,3 +46,30 @@ def tiny_csv(tmp_path):
     path = tmp_path / "tiny.csv"
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray with 2 CPUs for the whole test session."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def tiny_config(**overrides):
+    """A fast config on iris: 2 folds, a few epochs."""
+    from orchestrator.config import Config, apply_overrides
+
+    base = {
+        "data.source": "builtin:iris",
+        "split.folds": 2,
+        "training.epochs": 4,
+        "training.batch_size": 32,
+        "model.hidden_sizes": [16],
+        "training.early_stopping.enabled": False,
+        "tracking.enabled": False,
+    }
+    base.update(overrides)
+    return apply_overrides(Config(), base)

@@ -1,0 +1,107 @@
+"""Metrics against scikit-learn on handcrafted examples."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from models import compute_metrics, confusion_matrix, error_analysis, per_class_metrics
+
+Y3 = np.array([0, 0, 1, 1, 2, 2, 2])
+P3 = np.array(
+    [
+        [0.8, 0.1, 0.1],
+        [0.3, 0.6, 0.1],
+        [0.2, 0.7, 0.1],
+        [0.1, 0.5, 0.4],
+        [0.1, 0.1, 0.8],
+        [0.5, 0.2, 0.3],
+        [0.2, 0.2, 0.6],
+    ]
+)
+
+
+def test_multiclass_matches_sklearn() -> None:
+    m = compute_metrics("classification", Y3, P3.astype(np.float32), n_classes=3)
+    pred = P3.argmax(1)
+    assert set(m) == {
+        "accuracy",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "roc_auc",
+        "log_loss",
+    }
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(Y3, pred))
+    assert m["precision_macro"] == pytest.approx(skm.precision_score(Y3, pred, average="macro"))
+    assert m["recall_macro"] == pytest.approx(skm.recall_score(Y3, pred, average="macro"))
+    assert m["f1_macro"] == pytest.approx(skm.f1_score(Y3, pred, average="macro"))
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(Y3, P3, multi_class="ovr"))
+    assert m["log_loss"] == pytest.approx(skm.log_loss(Y3, P3), rel=1e-6)
+
+
+def test_binary_auc_uses_positive_column() -> None:
+    y = np.array([0, 1, 1, 0, 1])
+    p1 = np.array([0.2, 0.9, 0.4, 0.6, 0.7])
+    m = compute_metrics("classification", y, np.stack([1 - p1, p1], 1))
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p1))
+    assert m["accuracy"] == pytest.approx(0.6)
+
+
+def test_missing_class_gives_nan_auc_not_an_error() -> None:
+    y = np.array([0, 0, 1, 1])
+    m = compute_metrics("classification", y, P3[:4], n_classes=3)
+    assert math.isnan(m["roc_auc"])
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, P3[:4], labels=[0, 1, 2]))
+    single = compute_metrics("classification", np.array([1, 1]), np.array([[0.4, 0.6]] * 2))
+    assert math.isnan(single["roc_auc"]) and single["accuracy"] == 1.0
+
+
+def test_regression_matches_sklearn() -> None:
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    p = np.array([1.5, 1.5, 3.5, 3.0], dtype=np.float32)
+    m = compute_metrics("regression", y, p)
+    mse = skm.mean_squared_error(y, p)
+    assert m == pytest.approx(
+        {
+            "mse": mse,
+            "rmse": mse**0.5,
+            "mae": skm.mean_absolute_error(y, p),
+            "r2": skm.r2_score(y, p),
+        }
+    )
+
+
+def test_confusion_matrix_rows_are_true_classes() -> None:
+    cm = confusion_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]), n_classes=3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
+
+
+def test_per_class_metrics() -> None:
+    rows = per_class_metrics(Y3, P3, ["a", "b", "c"])
+    p, r, f, s = skm.precision_recall_fscore_support(Y3, P3.argmax(1), zero_division=0)
+    assert [row["class"] for row in rows] == ["a", "b", "c"]
+    assert [row["support"] for row in rows] == s.tolist()
+    assert [row["f1"] for row in rows] == pytest.approx(f)
+    assert [row["precision"] for row in rows] == pytest.approx(p)
+
+
+def test_error_analysis_classification_worst_first() -> None:
+    frame = error_analysis("classification", Y3, P3, class_names=["a", "b", "c"], top=3)
+    assert list(frame.columns) == ["index", "true", "predicted", "confidence", "error"]
+    assert frame["index"].tolist() == [1, 5, 3]  # true-class probability 0.3, 0.3 (tie), 0.5
+    assert frame.loc[0, "true"] == "a" and frame.loc[0, "predicted"] == "b"
+    assert frame.loc[0, "confidence"] == pytest.approx(0.6)
+    assert frame.loc[0, "error"] == pytest.approx(0.7)
+
+
+def test_error_analysis_regression() -> None:
+    frame = error_analysis(
+        "regression", np.array([1.0, 2.0, 3.0]), np.array([1.1, 4.0, 2.5]), top=2
+    )
+    assert list(frame.columns) == ["index", "true", "predicted", "abs_error"]
+    assert frame["index"].tolist() == [1, 2]
+    assert frame["abs_error"].tolist() == pytest.approx([2.0, 0.5])
