@@ -38,8 +38,7 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]) -> Figur
         for i in range(k):
             for j in range(k):
                 color = "white" if share[i, j] > 0.5 else "black"
-                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", color=color,
-                        fontsize=8)
+                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", color=color, fontsize=8)
     ax.set_title(f"confusion matrix (n={int(cm.sum())})")
     fig.tight_layout()
     return fig
@@ -60,9 +59,7 @@ def _roc_points(y_bin: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.nd
     return fpr, tpr, float(np.trapezoid(tpr, fpr))
 
 
-def roc_curve_figure(
-    y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]
-) -> Figure:
+def roc_curve_figure(y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]) -> Figure:
     """ROC curves: one curve for two classes, one-vs-rest curves otherwise.
 
     ``y_true`` holds class indices, ``proba`` is ``(N, K)``; rows with NaN scores are skipped.

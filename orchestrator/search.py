@@ -206,10 +206,7 @@ def run_search(
                 search_alg=build_searcher(config, parsed, metric, mode, max_concurrent),
                 scheduler=build_scheduler(config, metric, mode),
                 num_samples=num_samples,
-                max_concurrent_trials=max_concurrent,
                 reuse_actors=True,
-                metric=metric if search.algorithm != "bayes" else None,
-                mode=mode if search.algorithm != "bayes" else None,
             ),
             run_config=run_config,
         )

@@ -33,8 +33,9 @@ def _raw_shape(preprocessor: Any, modality: str) -> tuple[int, ...] | None:
         shape = getattr(preprocessor, "input_shape_", None)
         return tuple(int(d) for d in shape) if shape is not None else None
     if modality == "sequence":
-        steps, feats = getattr(preprocessor, "n_steps_", None), getattr(
-            preprocessor, "n_features_", None
+        steps, feats = (
+            getattr(preprocessor, "n_steps_", None),
+            getattr(preprocessor, "n_features_", None),
         )
         return (int(steps), int(feats)) if steps is not None and feats is not None else None
     return None
@@ -76,7 +77,11 @@ def prepare_input(predictor: Any, model_input: Any) -> Any:
 
 
 class PredictorModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper of a pickled Predictor; ``predict`` returns ``Predictor.predict``'s frame."""
+    """pyfunc wrapper of a pickled Predictor; predict returns Predictor.predict's frame."""
+
+    # raw frames of any schema in, a frame out: the signature comes from the input example, so
+    # MLflow 3's type-hint wrapping of predict (and its warning about missing hints) is skipped
+    _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
         with open(context.artifacts[PREDICTOR_ARTIFACT], "rb") as fh:
@@ -88,8 +93,17 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
         return self.predictor.predict(prepare_input(self.predictor, model_input))
 
 
-RUNTIME_PACKAGES = ("mlflow", "torch", "numpy", "pandas", "scikit-learn", "scipy", "pydantic",
-                    "pyyaml", "cloudpickle")
+RUNTIME_PACKAGES = (
+    "mlflow",
+    "torch",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "pydantic",
+    "pyyaml",
+    "cloudpickle",
+)
 
 
 def pip_requirements() -> list[str]:

@@ -61,14 +61,18 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
         return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
     if uri.startswith("sqlite:///"):
         path = uri.removeprefix("sqlite:///")
-        return uri if path.startswith("/") or path == ":memory:" else f"sqlite:///{Path(path).resolve()}"
+        return (
+            uri
+            if path.startswith("/") or path == ":memory:"
+            else f"sqlite:///{Path(path).resolve()}"
+        )
     if "://" not in uri and not uri.startswith(("databricks", "file:")):
         return Path(uri).resolve().as_uri()  # a bare directory: the file store
     return uri
 
 
 def artifact_location(tracking_uri: str, experiment: str) -> str | None:
-    """``<store dir>/mlartifacts/<experiment>`` for a local SQLite store; None lets a server decide."""
+    """``<store dir>/mlartifacts/<experiment>`` for a local SQLite store, else None (server's)."""
     if not tracking_uri.startswith("sqlite:///") or tracking_uri.endswith(":memory:"):
         return None
     folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("_") or "default"
@@ -169,7 +173,10 @@ def set_tags(client: MlflowClient, run_id: str, tags: dict[str, Any]) -> None:
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parents[1],
         )
     except (OSError, subprocess.SubprocessError):
@@ -195,7 +202,9 @@ def dataset_digest(X: Any, y: Any = None) -> str:
         else:
             arr = np.asarray(part)
             if arr.dtype == object:
-                h.update(pd.util.hash_pandas_object(pd.Series(arr), index=False).to_numpy().tobytes())
+                h.update(
+                    pd.util.hash_pandas_object(pd.Series(arr), index=False).to_numpy().tobytes()
+                )
             else:
                 h.update(np.ascontiguousarray(arr).tobytes())
             h.update(str(arr.shape).encode())
@@ -214,7 +223,7 @@ def describe_dataset(run: Any, sample: int = 200) -> dict[str, Any]:
         data = np.asarray(ds.X)[:n].reshape(n, -1)
         targets = None
     return {
-        "name": Path(str(run.source)).name or str(run.source),
+        "name": Path(str(run.source).removeprefix("builtin:")).name or str(run.source),
         "source": str(run.source),
         "digest": dataset_digest(ds.X, ds.y),
         "data": data,
@@ -236,14 +245,16 @@ def _log_dataset(client: MlflowClient, run_id: str, dataset: dict[str, Any]) -> 
     except ImportError:  # pragma: no cover - older layouts
         src = None
     if isinstance(data, pd.DataFrame):
-        ds = mlflow.data.from_pandas(data, source=src, targets=dataset.get("targets"), name=name,
-                                     digest=digest)
+        ds = mlflow.data.from_pandas(
+            data, source=src, targets=dataset.get("targets"), name=name, digest=digest
+        )
     else:
         arr = np.zeros((0, 1), dtype=np.float32) if data is None else np.asarray(data)
         ds = mlflow.data.from_numpy(arr, source=src, name=name, digest=digest)
     context = str(dataset.get("context") or "training")
-    client.log_inputs(run_id, [DatasetInput(ds._to_mlflow_entity(),
-                                            [InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+    client.log_inputs(
+        run_id, [DatasetInput(ds._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)])]
+    )
 
 
 # --------------------------------------------------------------------------- the search
@@ -281,8 +292,9 @@ class SearchTracker:
             self.experiment_id, self.parent_run_id = run.info.experiment_id, outer
             existing = run.data.params
         else:
-            self.experiment_id = get_or_create_experiment(client, self.tracking_uri,
-                                                          self.experiment_name)
+            self.experiment_id = get_or_create_experiment(
+                client, self.tracking_uri, self.experiment_name
+            )
             found = self._find_parent(name) if resume else None
             if found is not None:
                 self.parent_run_id, existing = found.info.run_id, found.data.params
@@ -328,7 +340,7 @@ class SearchTracker:
 
     @property
     def ids(self) -> tuple[str, str, str]:
-        """``(tracking_uri, experiment_id, parent_run_id)``: what a worker needs, as plain strings."""
+        """``(tracking_uri, experiment_id, parent_run_id)``: what a worker needs, as strings."""
         if self.parent_run_id is None:
             raise AutoMLError("SearchTracker.start() must be called before its ids are used")
         return self.tracking_uri, self.experiment_id, self.parent_run_id
@@ -374,8 +386,13 @@ class TrialTracker:
     function trainable inside ``tune.report``) and KILLED on ``KeyboardInterrupt``.
     """
 
-    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
-                 flush_seconds: float = FLUSH_SECONDS):
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_id: str,
+        parent_run_id: str,
+        flush_seconds: float = FLUSH_SECONDS,
+    ):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
@@ -386,8 +403,9 @@ class TrialTracker:
         self._buffer_since = 0.0
         self._ended = False
 
-    def start(self, trial_id: str, params: Config | dict[str, Any],
-              tags: dict[str, Any] | None = None) -> str:
+    def start(
+        self, trial_id: str, params: Config | dict[str, Any], tags: dict[str, Any] | None = None
+    ) -> str:
         """Create the child run, or re-attach to this trial's run when a search is resumed.
 
         ``params`` is the trial's Config (its flat dotted keys become parameters and the whole
@@ -406,9 +424,13 @@ class TrialTracker:
             client.update_run(self.run_id, status="RUNNING")
         else:
             run = client.create_run(
-                self.experiment_id, run_name=str(trial_id),
-                tags={MLFLOW_PARENT_RUN_ID: self.parent_run_id, TAG_TRIAL: str(trial_id),
-                      TAG_ROLE: "trial"},
+                self.experiment_id,
+                run_name=str(trial_id),
+                tags={
+                    MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+                    TAG_TRIAL: str(trial_id),
+                    TAG_ROLE: "trial",
+                },
             )
             self.run_id = run.info.run_id
         self._ended = False
@@ -432,8 +454,10 @@ class TrialTracker:
             for k, v in metrics.items()
             if k != "epoch" and _is_number(v)
         )
-        if (len(self._buffer) >= METRICS_PER_BATCH
-                or time.monotonic() - self._buffer_since >= self.flush_seconds):
+        if (
+            len(self._buffer) >= METRICS_PER_BATCH
+            or time.monotonic() - self._buffer_since >= self.flush_seconds
+        ):
             self.flush()
 
     def flush(self) -> None:
@@ -444,8 +468,14 @@ class TrialTracker:
             self.client.log_batch(self.run_id, metrics=buffer[i : i + METRICS_PER_BATCH])
 
     # ----------------------------------------------------------------- endings
-    def finish(self, cv: CVResult, task: str, class_names: list[str] | None = None,
-               cleaning: Any = None, metric: str | None = None) -> None:
+    def finish(
+        self,
+        cv: CVResult,
+        task: str,
+        class_names: list[str] | None = None,
+        cleaning: Any = None,
+        metric: str | None = None,
+    ) -> None:
         """Final CV metrics and the trial's figures and tables; ends the run FINISHED."""
         if self._ended or self.run_id is None:
             return
@@ -536,8 +566,14 @@ def write_confusion(folder: Path, cm: np.ndarray, class_names: list[str], stem: 
     _save(confusion_matrix_figure(cm, class_names), folder / f"{stem}.png")
 
 
-def write_cv_artifacts(folder: Path, cv: CVResult, task: str, class_names: list[str] | None,
-                       cleaning: Any = None, metric: str | None = None) -> None:
+def write_cv_artifacts(
+    folder: Path,
+    cv: CVResult,
+    task: str,
+    class_names: list[str] | None,
+    cleaning: Any = None,
+    metric: str | None = None,
+) -> None:
     """Out-of-fold confusion matrix, ROC, learning curves, error analysis, cleaning report."""
     from models import confusion_matrix, error_analysis
     from orchestrator.plots import learning_curves_figure, roc_curve_figure
@@ -548,18 +584,25 @@ def write_cv_artifacts(folder: Path, cv: CVResult, task: str, class_names: list[
     names = None
     if task == "classification":
         k = output.shape[1]
-        names = [str(c) for c in class_names] if class_names and len(class_names) == k else [
-            str(i) for i in range(k)]
-        write_confusion(folder, confusion_matrix(y, output.argmax(axis=1), k), names,
-                        "confusion_matrix")
+        names = (
+            [str(c) for c in class_names]
+            if class_names and len(class_names) == k
+            else [str(i) for i in range(k)]
+        )
+        write_confusion(
+            folder, confusion_matrix(y, output.argmax(axis=1), k), names, "confusion_matrix"
+        )
         _save(roc_curve_figure(y, output, names), folder / "roc_curve.png")
     metric = metric or ("val_accuracy" if task == "classification" else "val_r2")
     if cv.history:
         _save(learning_curves_figure(cv.history, metric), folder / "learning_curves.png")
-    error_analysis(task, y, output, class_names=names).to_csv(folder / "error_analysis.csv",
-                                                              index=False)
-    summary = {k: {"mean": v["mean"], "std": v["std"], "per_fold": v["per_fold"]}
-               for k, v in cv.summary().items()}
+    error_analysis(task, y, output, class_names=names).to_csv(
+        folder / "error_analysis.csv", index=False
+    )
+    summary = {
+        k: {"mean": v["mean"], "std": v["std"], "per_fold": v["per_fold"]}
+        for k, v in cv.summary().items()
+    }
     (folder / "cv_summary.json").write_text(json.dumps(summary, indent=2, default=float))
     if cleaning is not None:
         report = cleaning.to_dict() if hasattr(cleaning, "to_dict") else dict(cleaning)
@@ -619,30 +662,43 @@ def log_refit(
             if refit.test_confusion is not None:
                 k = len(refit.test_confusion)
                 names = [str(c) for c in (class_names or refit.predictor.target.classes_)]
-                write_confusion(folder, refit.test_confusion,
-                                names if len(names) == k else [str(i) for i in range(k)],
-                                "test_confusion_matrix")
+                write_confusion(
+                    folder,
+                    refit.test_confusion,
+                    names if len(names) == k else [str(i) for i in range(k)],
+                    "test_confusion_matrix",
+                )
             if isinstance(refit.test_errors, pd.DataFrame):
                 refit.test_errors.to_csv(folder / "test_error_analysis.csv", index=False)
             client.log_artifacts(run_id, tmp)
         with use_tracking_uri(uri):
             mlflow.start_run(run_id=run_id, nested=True)
             try:
-                info = serving.log_predictor(refit.predictor, name="model",
-                                             input_example=input_example)
+                info = serving.log_predictor(
+                    refit.predictor, name="model", input_example=input_example
+                )
             finally:
                 mlflow.end_run("RUNNING")  # pop the fluent run; the status is set below
-            version_tags = {score_key: score, TAG_METRIC: metric, TAG_MODE: mode,
-                            "automl.run_id": run_id}
-            version = mlflow.register_model(info.model_uri, name,
-                                            tags={k: str(v) for k, v in version_tags.items()})
+            version_tags = {
+                score_key: score,
+                TAG_METRIC: metric,
+                TAG_MODE: mode,
+                "automl.run_id": run_id,
+            }
+            version = mlflow.register_model(
+                info.model_uri, name, tags={k: str(v) for k, v in version_tags.items()}
+            )
         champion = _maybe_crown(client, name, version.version, score_key, score, mode)
-        set_tags(client, run_id, {
-            "automl.model_uri": info.model_uri,
-            "automl.registered_model": name,
-            "automl.model_version": version.version,
-            "automl.champion": str(champion).lower(),
-        })
+        set_tags(
+            client,
+            run_id,
+            {
+                "automl.model_uri": info.model_uri,
+                "automl.registered_model": name,
+                "automl.model_version": version.version,
+                "automl.champion": str(champion).lower(),
+            },
+        )
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -664,8 +720,9 @@ def log_refit(
     }
 
 
-def _maybe_crown(client: MlflowClient, name: str, version: str, key: str,
-                 score: float | None, mode: str) -> bool:
+def _maybe_crown(
+    client: MlflowClient, name: str, version: str, key: str, score: float | None, mode: str
+) -> bool:
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -698,8 +755,9 @@ def _experiment_ids(client: MlflowClient, experiment: str | None) -> dict[str, s
 def _search_all(client: MlflowClient, ids: list[str], filter_string: str, order=None) -> list:
     runs, token = [], None
     while True:
-        page = client.search_runs(ids, filter_string, max_results=1000, order_by=order,
-                                  page_token=token)
+        page = client.search_runs(
+            ids, filter_string, max_results=1000, order_by=order, page_token=token
+        )
         runs.extend(page)
         token = page.token
         if not token:
@@ -738,11 +796,13 @@ def list_searches(tracking_uri: str | None = None, experiment: str | None = None
     ids = list(experiments)
     if not ids:
         return []
-    parents = _search_all(client, ids, f"tags.`{TAG_ROLE}` = 'search'",
-                          ["attributes.start_time DESC"])
+    parents = _search_all(
+        client, ids, f"tags.`{TAG_ROLE}` = 'search'", ["attributes.start_time DESC"]
+    )
     children: dict[str, list] = {}
-    for run in _search_all(client, ids, f"tags.`{TAG_ROLE}` != 'search'",
-                           ["attributes.start_time ASC"]):
+    for run in _search_all(
+        client, ids, f"tags.`{TAG_ROLE}` != 'search'", ["attributes.start_time ASC"]
+    ):
         pid = run.data.tags.get(MLFLOW_PARENT_RUN_ID)
         if pid:
             children.setdefault(pid, []).append(run)
@@ -754,36 +814,50 @@ def list_searches(tracking_uri: str | None = None, experiment: str | None = None
         for run in children.get(parent.info.run_id, []):
             role = run.data.tags.get(TAG_ROLE)
             if role == "refit":
-                refit = {**_summary(run), "model_uri": run.data.tags.get("automl.model_uri"),
-                         "registered_model": run.data.tags.get("automl.registered_model"),
-                         "version": run.data.tags.get("automl.model_version"),
-                         "metrics": dict(run.data.metrics)}
+                refit = {
+                    **_summary(run),
+                    "model_uri": run.data.tags.get("automl.model_uri"),
+                    "registered_model": run.data.tags.get("automl.registered_model"),
+                    "version": run.data.tags.get("automl.model_version"),
+                    "metrics": dict(run.data.metrics),
+                }
             else:
-                trials.append({**_summary(run), "trial_id": run.data.tags.get(TAG_TRIAL),
-                               "value": trial_score(run, metric)})
+                trials.append(
+                    {
+                        **_summary(run),
+                        "trial_id": run.data.tags.get(TAG_TRIAL),
+                        "value": trial_score(run, metric),
+                    }
+                )
         scored = [t["value"] for t in trials if t["value"] is not None]
         best = (max(scored) if mode == "max" else min(scored)) if scored else None
-        out.append({
-            **_summary(parent),
-            "search": tags.get(TAG_SEARCH),
-            "experiment": experiments[parent.info.experiment_id],
-            "experiment_id": parent.info.experiment_id,
-            "metric": metric or None,
-            "mode": mode,
-            "algorithm": tags.get("automl.algorithm"),
-            "scheduler": tags.get("automl.scheduler"),
-            "best_value": best,
-            "trials": trials,
-            "refit": refit,
-        })
+        out.append(
+            {
+                **_summary(parent),
+                "search": tags.get(TAG_SEARCH),
+                "experiment": experiments[parent.info.experiment_id],
+                "experiment_id": parent.info.experiment_id,
+                "metric": metric or None,
+                "mode": mode,
+                "algorithm": tags.get("automl.algorithm"),
+                "scheduler": tags.get("automl.scheduler"),
+                "best_value": best,
+                "trials": trials,
+                "refit": refit,
+            }
+        )
     return out
 
 
-def best_run(tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
-             search: str | None = None) -> dict[str, Any]:
+def best_run(
+    tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT, search: str | None = None
+) -> dict[str, Any]:
     """The best trial of the newest search (or of ``search``) by the parent's metric and mode."""
-    searches = [s for s in list_searches(tracking_uri, experiment)
-                if search is None or s["search"] == search]
+    searches = [
+        s
+        for s in list_searches(tracking_uri, experiment)
+        if search is None or s["search"] == search
+    ]
     if not searches:
         which = f"search '{search}'" if search else "searches"
         raise AutoMLError(f"no {which} found in experiment '{experiment}'")

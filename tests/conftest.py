@@ -8,7 +8,6 @@ import random
 import numpy as np
 import pytest
 
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 

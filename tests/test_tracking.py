@@ -14,11 +14,7 @@ from mlflow import MlflowClient
 from orchestrator import tracking
 from orchestrator.config import Config, apply_overrides
 from orchestrator.tracking import SearchTracker, TrialTracker
-from tests.test_tracking_fixtures import (  # noqa: F401  (fixtures)
-    iris_result,
-    store_template,
-    tracking_uri,
-)
+from tests.test_tracking_fixtures import *  # noqa: F403  (the fixtures)
 
 PARENT = "mlflow.parentRunId"
 
@@ -45,7 +41,10 @@ def test_resolve_tracking_uri_order(monkeypatch, tmp_path):
 
 def test_default_store_puts_artifacts_in_working_directory(monkeypatch, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    assert tracking.artifact_location(uri, "my exp/1") == (tmp_path / "mlartifacts" / "my_exp_1").as_uri()
+    assert (
+        tracking.artifact_location(uri, "my exp/1")
+        == (tmp_path / "mlartifacts" / "my_exp_1").as_uri()
+    )
     assert tracking.artifact_location("http://host:5000", "x") is None
 
 
@@ -54,8 +53,14 @@ def test_parent_run_tags_params_config_and_dataset(tracking_uri, iris_result, tm
     config = iris_result.config
     with SearchTracker(tracking_uri, "exp") as search:
         dataset = tracking.describe_dataset(iris_result.run)
-        pid = search.start(config, "s1", tags={"team": "ml"}, params={"extra": 3},
-                           dataset=dataset, metric="val_accuracy")
+        pid = search.start(
+            config,
+            "s1",
+            tags={"team": "ml"},
+            params={"extra": 3},
+            dataset=dataset,
+            metric="val_accuracy",
+        )
     client = MlflowClient(tracking_uri)
     run = client.get_run(pid)
     assert run.info.status == "FINISHED"
@@ -141,8 +146,15 @@ def test_trial_child_run_metrics_and_artifacts(tracking_uri, iris_result, tmp_pa
         assert f"cv_{name}_std" in run.data.metrics
         assert f"fold2_{name}" in run.data.metrics
     files = {a.path for a in client.list_artifacts(run_id)}
-    assert {"config.json", "confusion_matrix.png", "confusion_matrix.csv", "roc_curve.png",
-            "learning_curves.png", "error_analysis.csv", "cleaning_report.json"} <= files
+    assert {
+        "config.json",
+        "confusion_matrix.png",
+        "confusion_matrix.csv",
+        "roc_curve.png",
+        "learning_curves.png",
+        "error_analysis.csv",
+        "cleaning_report.json",
+    } <= files
     cm = pd.read_csv(_artifact(client, run_id, "confusion_matrix.csv", tmp_path), index_col=0)
     assert list(cm.columns) == names and list(cm.index) == names
     assert int(cm.to_numpy().sum()) == int((~np.isnan(cv.oof_output).any(axis=1)).sum())

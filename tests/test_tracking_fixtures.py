@@ -16,6 +16,8 @@ import pytest
 
 from orchestrator.config import Config, apply_overrides
 
+__all__ = ["iris_result", "store_template", "table_result", "tracking_uri"]
+
 TINY = {"split.folds": 2, "training.epochs": 3, "model.hidden_sizes": [16], "seed": 0}
 
 
