@@ -38,27 +38,59 @@ def handle_errors(func: Callable) -> Callable:
 def run_options(func: Callable) -> Callable:
     """Options shared by ``train`` and ``search``; they mirror the MLproject parameters."""
     options = [
-        click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                     help="YAML config file (see examples/)."),
-        click.option("--data", help="Data source: builtin:NAME, a CSV/Parquet/NPZ/UCR file or an "
-                     "image folder (see `automl datasets`)."),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False),
+            help="YAML config file (see examples/).",
+        ),
+        click.option(
+            "--data",
+            help="Data source: builtin:NAME, a CSV/Parquet/NPZ/UCR file or an "
+            "image folder (see `automl datasets`).",
+        ),
         click.option("--target", help="Target column of a CSV/Parquet table."),
-        click.option("--test-data", help="A fixed test set in the same format, instead of "
-                     "splitting one off."),
-        click.option("--model", type=click.Choice(FAMILIES), help="Model family (default: auto "
-                     "from the data: fnn for tables, cnn for images, gru for sequences)."),
-        click.option("--modality", type=click.Choice(["auto", "table", "image", "sequence"]),
-                     help="How to read the data (settles N×H×W versus N×T×F arrays)."),
-        click.option("--task", type=click.Choice(["auto", "classification", "regression"]),
-                     help="Force the task instead of detecting it from the target."),
+        click.option(
+            "--test-data", help="A fixed test set in the same format, instead of splitting one off."
+        ),
+        click.option(
+            "--model",
+            type=click.Choice(FAMILIES),
+            help="Model family (default: auto "
+            "from the data: fnn for tables, cnn for images, gru for sequences).",
+        ),
+        click.option(
+            "--modality",
+            type=click.Choice(["auto", "table", "image", "sequence"]),
+            help="How to read the data (settles N×H×W versus N×T×F arrays).",
+        ),
+        click.option(
+            "--task",
+            type=click.Choice(["auto", "classification", "regression"]),
+            help="Force the task instead of detecting it from the target.",
+        ),
         click.option("--folds", type=int, help="k-fold CV on the non-test part (1: holdout)."),
         click.option("--epochs", type=int, help="Maximum epochs per fold."),
         click.option("--seed", type=int, help="Master seed; every other seed derives from it."),
-        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                     help="Override any config key, e.g. --set training.optimizer.lr=0.01 "
-                     "(repeatable)."),
-        click.option("--json", "json_path", type=click.Path(dir_okay=False),
-                     help="Write the results as JSON to this path."),
+        click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Override any config key, e.g. --set training.optimizer.lr=0.01 (repeatable).",
+        ),
+        click.option(
+            "--json",
+            "json_path",
+            type=click.Path(dir_okay=False),
+            help="Write the results as JSON to this path.",
+        ),
+        click.option(
+            "--tracking-uri",
+            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db).",
+        ),
+        click.option("--no-tracking", is_flag=True, default=None, help="Do not log to MLflow."),
+        click.option("--experiment", help="MLflow experiment (and, for a search, its name)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -70,10 +102,21 @@ def build_config(config_path: str | None, overrides: tuple[str, ...], **flags: A
     from orchestrator.config import apply_overrides, load_config, parse_override
 
     flag_keys = {
-        "data": "data.source", "target": "data.target", "test_data": "data.test_source",
-        "model": "model.family", "modality": "data.modality", "task": "data.task",
-        "folds": "split.folds", "epochs": "training.epochs", "seed": "seed",
+        "data": "data.source",
+        "target": "data.target",
+        "test_data": "data.test_source",
+        "model": "model.family",
+        "modality": "data.modality",
+        "task": "data.task",
+        "folds": "split.folds",
+        "epochs": "training.epochs",
+        "seed": "seed",
+        "tracking_uri": "tracking.tracking_uri",
+        "experiment": "tracking.experiment",
     }
+    if flags.pop("no_tracking", None):
+        flags["tracking_enabled"] = False
+    flag_keys["tracking_enabled"] = "tracking.enabled"
     config = load_config(config_path)
     updates = {flag_keys[k]: v for k, v in flags.items() if k in flag_keys and v is not None}
     updates.update(parse_override(o) for o in overrides)
@@ -104,8 +147,10 @@ def train(config_path, overrides, json_path, **flags) -> None:
     config = build_config(config_path, overrides, **flags)
     from orchestrator.pipeline import run_training
     from orchestrator.report import print_epoch, print_train_result
+    from orchestrator.tracked import run_tracked_training
 
-    result = run_training(config, on_epoch=print_epoch)
+    train_fn = run_tracked_training if config.tracking.enabled else run_training
+    result = train_fn(config, on_epoch=print_epoch)
     print_train_result(result)
     if json_path:
         write_json(json_path, result.to_json())
@@ -113,29 +158,41 @@ def train(config_path, overrides, json_path, **flags) -> None:
 
 @main.command()
 @run_options
-@click.option("--algorithm", type=click.Choice(["grid", "random", "bayes"]),
-              help="grid: every combination; random: seeded sampling; bayes: Optuna (TPE/GP).")
+@click.option(
+    "--algorithm",
+    type=click.Choice(["grid", "random", "bayes"]),
+    help="grid: every combination; random: seeded sampling; bayes: Optuna (TPE/GP).",
+)
 @click.option("--num-samples", type=int, help="Trials to sample (random, bayes).")
-@click.option("--scheduler", type=click.Choice(["fifo", "asha", "hyperband", "median"]),
-              help="Early-stopping scheduler for poor trials.")
-@click.option("--max-concurrent", type=int, help="Trials running at once (default: CPUs / "
-              "cpus-per-trial).")
+@click.option(
+    "--scheduler",
+    type=click.Choice(["fifo", "asha", "hyperband", "median"]),
+    help="Early-stopping scheduler for poor trials.",
+)
+@click.option(
+    "--max-concurrent", type=int, help="Trials running at once (default: CPUs / cpus-per-trial)."
+)
 @click.option("--cpus-per-trial", type=float, help="CPUs per trial; torch uses that many threads.")
 @click.option("--gpus-per-trial", type=float, help="GPUs per trial (fractions share one GPU).")
 @click.option("--max-failures", type=int, help="Retry a failed trial up to N times.")
-@click.option("--experiment", help="Search name (Ray experiment and MLflow experiment).")
-@click.option("--resume", "resume_name", metavar="NAME",
-              help="Continue an interrupted search; finished trials are not run again.")
+@click.option(
+    "--resume",
+    "resume_name",
+    metavar="NAME",
+    help="Continue an interrupted search; finished trials are not run again.",
+)
 @click.option("--address", help="Join this Ray cluster instead of starting one (or RAY_ADDRESS).")
 @click.option("--storage", help="Folder of Ray Tune results (default ./ray_results).")
 @handle_errors
-def search(config_path, overrides, json_path, experiment, resume_name, address, storage,
-           **flags) -> None:
+def search(config_path, overrides, json_path, resume_name, address, storage, **flags) -> None:
     """Search hyperparameters on Ray Tune; each trial cross-validates one configuration."""
     search_keys = {
-        "algorithm": "search.algorithm", "num_samples": "search.num_samples",
-        "scheduler": "search.scheduler", "max_concurrent": "search.max_concurrent",
-        "cpus_per_trial": "search.cpus_per_trial", "gpus_per_trial": "search.gpus_per_trial",
+        "algorithm": "search.algorithm",
+        "num_samples": "search.num_samples",
+        "scheduler": "search.scheduler",
+        "max_concurrent": "search.max_concurrent",
+        "cpus_per_trial": "search.cpus_per_trial",
+        "gpus_per_trial": "search.gpus_per_trial",
         "max_failures": "search.max_failures",
     }
     search_flags = {search_keys[k]: flags.pop(k) for k in list(flags) if k in search_keys}
@@ -151,11 +208,72 @@ def search(config_path, overrides, json_path, experiment, resume_name, address, 
     from orchestrator.report import print_search_result, print_trial
     from orchestrator.search import run_search
 
-    result = run_search(config, name=resume_name or experiment, resume=bool(resume_name),
-                        address=address, storage=storage, on_trial=print_trial)
+    result = run_search(
+        config,
+        name=resume_name,
+        resume=bool(resume_name),
+        address=address,
+        storage=storage,
+        on_trial=print_trial,
+    )
     print_search_result(result)
     if json_path:
         write_json(json_path, result.to_json())
+
+
+@main.command()
+@click.option("--experiment", help="Only this experiment (search name).")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
+@handle_errors
+def runs(experiment, tracking_uri) -> None:
+    """Table of searches and their trials, read back from MLflow."""
+    from orchestrator.report import print_runs
+    from orchestrator.tracking import list_searches
+
+    print_runs(list_searches(tracking_uri, experiment))
+
+
+@main.command()
+@click.option("--experiment", required=True, help="Experiment (search name).")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write JSON.")
+@handle_errors
+def best(experiment, tracking_uri, json_path) -> None:
+    """The best trial of a search: its metrics and the URI of its refit model."""
+    from orchestrator.tracking import best_run
+
+    info = best_run(tracking_uri, experiment)
+    click.echo(json.dumps(_finite(info), indent=2, default=_json_default))
+    if json_path:
+        write_json(json_path, info)
+
+
+@main.command()
+@click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@handle_errors
+def ui(tracking_uri, host, port) -> None:
+    """Start the MLflow UI on the project's tracking store."""
+    import subprocess
+
+    from orchestrator.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    click.echo(f"MLflow UI for {uri} on http://{host}:{port}")
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    sys.exit(subprocess.call(cmd))
 
 
 @main.command()

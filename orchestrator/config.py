@@ -218,8 +218,7 @@ def _format_errors(err: ValidationError, source: str) -> str:
             model = _section_at(parent)
             options = list(model.model_fields) if model else []
             parts.append(
-                f"unknown key '{loc}'{did_you_mean(leaf, options)}; "
-                f"allowed: {', '.join(options)}"
+                f"unknown key '{loc}'{did_you_mean(leaf, options)}; allowed: {', '.join(options)}"
             )
             continue
         msg = e["msg"].removeprefix("Value error, ")
@@ -246,8 +245,10 @@ def _section_at(dotted: str) -> type[BaseModel] | None:
 
 def validate_config(raw: dict[str, Any], source: str = "") -> Config:
     if not isinstance(raw, dict):
-        raise ConfigError(f"the configuration{' in ' + source if source else ''} must be a "
-                          f"mapping of sections, got {type(raw).__name__}")
+        raise ConfigError(
+            f"the configuration{' in ' + source if source else ''} must be a "
+            f"mapping of sections, got {type(raw).__name__}"
+        )
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
@@ -264,7 +265,9 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         raw = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {p} is not valid YAML: {str(err).splitlines()[0]}") from None
+        raise ConfigError(
+            f"config file {p} is not valid YAML: {str(err).splitlines()[0]}"
+        ) from None
     return validate_config(raw, str(p))
 
 

@@ -113,7 +113,9 @@ def fit_fold(
         target.fit(train.y)
     es_part = None
     fit_part = train
-    use_es = early_stop and config.training.early_stopping.enabled and config.split.inner_val_size > 0
+    use_es = (
+        early_stop and config.training.early_stopping.enabled and config.split.inner_val_size > 0
+    )
     if use_es:
         fit_idx, es_idx = inner_split(train.y, task, config.split.inner_val_size, seed)
         fit_part, es_part = train.subset(fit_idx), train.subset(es_idx)
@@ -165,7 +167,7 @@ def evaluate(fold: FittedFold, task: str, n_classes: int | None) -> dict[str, fl
 
 
 class CrossValidation:
-    """Iterate to train; each item is one epoch's fold-mean metrics. ``result`` is set at the end."""
+    """Iterate to train: one item of fold-mean metrics per epoch; ``result`` is set at the end."""
 
     def __init__(self, prepared: PreparedData, config: Config) -> None:
         self.prepared = prepared
@@ -173,6 +175,13 @@ class CrossValidation:
         self.result: CVResult | None = None
         self.folds: list[FittedFold] = []
         self.splits: list[tuple[np.ndarray, np.ndarray]] = []
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Class names in the order of the model's outputs (None for regression)."""
+        if not self.folds or self.prepared.task != "classification":
+            return None
+        return [str(c) for c in self.folds[0].target.classes_]
 
     def __iter__(self) -> Iterator[dict[str, float]]:
         prepared, config = self.prepared, self.config

@@ -23,7 +23,11 @@ from orchestrator.errors import ConfigError
 from orchestrator.predictor import Predictor
 
 DEFAULT_FAMILY = {"table": "fnn", "image": "cnn", "sequence": "gru"}
-FAMILY_MODALITIES = {"fnn": ("table",), "cnn": ("image",), **{f: ("sequence",) for f in SEQUENCE_FAMILIES}}
+FAMILY_MODALITIES = {
+    "fnn": ("table",),
+    "cnn": ("image",),
+    **{f: ("sequence",) for f in SEQUENCE_FAMILIES},
+}
 
 
 @dataclass
@@ -46,6 +50,7 @@ class RefitResult:
     test_errors: Any  # pandas.DataFrame of the worst test predictions
     predictor: Predictor
     epochs: int
+    tracking: dict[str, Any] | None = None  # run id, model URI, registered version (if logged)
 
 
 @dataclass
@@ -103,8 +108,12 @@ def resolve_family(requested: str, modality: str) -> str:
 def prepare_run(config: Config) -> PreparedRun:
     """Load and clean the data, detect the task, hold out the test set."""
     dc = config.data
-    load = dict(target=dc.target, modality=dc.modality, family=config.model.family,
-                group_column=dc.group_column)
+    load = dict(
+        target=dc.target,
+        modality=dc.modality,
+        family=config.model.family,
+        group_column=dc.group_column,
+    )
     ds = load_dataset(dc.source, **load)
     task = detect_task(ds.y, dc.task)
     ds, report = clean_dataset(ds, dc.cleaning, task)
@@ -115,9 +124,14 @@ def prepare_run(config: Config) -> PreparedRun:
     if dc.test_source:
         # rows are kept (the preprocessor imputes); only the target's spelling is fixed and
         # rows without a target dropped
-        test_cleaning = dc.cleaning.model_copy(update={
-            "drop_duplicates": False, "drop_constant": False,
-            "numeric_impute": "median", "categorical_impute": "most_frequent"})
+        test_cleaning = dc.cleaning.model_copy(
+            update={
+                "drop_duplicates": False,
+                "drop_constant": False,
+                "numeric_impute": "median",
+                "categorical_impute": "most_frequent",
+            }
+        )
         test, _ = clean_dataset(load_dataset(dc.test_source, **load), test_cleaning, task)
         trainval = ds
     else:
@@ -126,7 +140,10 @@ def prepare_run(config: Config) -> PreparedRun:
         )
         trainval, test = ds.subset(tv_idx), ds.subset(test_idx)
     prepared = PreparedData(
-        dataset=trainval, task=task, family=family, class_names=ds.class_names,
+        dataset=trainval,
+        task=task,
+        family=family,
+        class_names=ds.class_names,
         groups=trainval.groups,
     )
     return PreparedRun(prepared, test, report, dc.source, notes)
@@ -137,8 +154,15 @@ def refit_and_test(run: PreparedRun, config: Config, epochs: int) -> RefitResult
     prepared = run.prepared
     ds = prepared.dataset
     refit_cfg = apply_overrides(config, {"training.epochs": epochs})
-    fitted = fit_fold(ds, np.arange(ds.n_samples), None, prepared, refit_cfg,
-                      fold_seed(config.seed, 2), early_stop=False)
+    fitted = fit_fold(
+        ds,
+        np.arange(ds.n_samples),
+        None,
+        prepared,
+        refit_cfg,
+        fold_seed(config.seed, 2),
+        early_stop=False,
+    )
     while not fitted.trainer.stopped:
         fitted.trainer.train_epoch()
     fitted.trainer.finish()

@@ -53,8 +53,9 @@ def print_train_result(result: Any) -> None:
 def print_trial(trial: Any) -> None:
     """One line per finished trial, as the search goes."""
     shown = ", ".join(f"{k}={v}" for k, v in trial.config.items())
-    scores = "  ".join(f"{k} {_fmt(v['mean'])}" for k, v in trial.cv.items()
-                       if k in ("accuracy", "r2"))
+    scores = "  ".join(
+        f"{k} {_fmt(v['mean'])}" for k, v in trial.cv.items() if k in ("accuracy", "r2")
+    )
     tail = f"  {trial.error}" if trial.error else ""
     click.echo(f"trial {trial.trial_id} {trial.status:<10} {shown}  {scores}{tail}")
 
@@ -63,8 +64,10 @@ def print_search_result(result: Any) -> None:
     """The trial table (config, mean ± std, status) and the best configuration's test metrics."""
     name = result.metric.removeprefix("val_")
     click.echo("")
-    click.echo(f"search {result.name}: {result.algorithm}, {len(result.trials)} trials, "
-               f"metric {result.metric} ({result.mode}), {result.wall_s:.1f} s")
+    click.echo(
+        f"search {result.name}: {result.algorithm}, {len(result.trials)} trials, "
+        f"metric {result.metric} ({result.mode}), {result.wall_s:.1f} s"
+    )
     click.echo(f"{'trial':<14}{'status':<12}{'epochs':>7}{name + ' mean ± std':>26}  config")
     for t in result.trials:
         stats = t.cv.get(name, {})
@@ -75,9 +78,34 @@ def print_search_result(result: Any) -> None:
     if result.best is None:
         click.echo("no trial finished; nothing to refit")
         return
-    click.echo(f"best trial {result.best.trial_id}: "
-               + ", ".join(f"{k}={v}" for k, v in result.best.config.items()))
+    click.echo(
+        f"best trial {result.best.trial_id}: "
+        + ", ".join(f"{k}={v}" for k, v in result.best.config.items())
+    )
     if result.refit is not None:
-        test = "  ".join(f"{k} {_fmt(v)}" for k, v in result.refit.test_metrics.items()
-                         if k in SHOWN)
+        test = "  ".join(
+            f"{k} {_fmt(v)}" for k, v in result.refit.test_metrics.items() if k in SHOWN
+        )
         click.echo(f"refit on train+validation for {result.refit.epochs} epochs; test: {test}")
+
+
+def print_runs(searches: list[dict]) -> None:
+    """Searches (newest first) with one indented line per trial."""
+    if not searches:
+        click.echo("no searches found")
+        return
+    for s in searches:
+        click.echo(
+            f"{s['search'] or s['name']:<28} {s['status']:<10} {s['algorithm'] or '-':<7} "
+            f"{len(s['trials'])} trials  best {s['metric'] or 'metric'} "
+            f"{_fmt(s['best_value'])}  experiment {s['experiment']}"
+        )
+        for t in s["trials"]:
+            state = t.get("automl_status") or t["status"]
+            click.echo(f"    {t['trial_id'] or t['name']:<24} {state:<10} {_fmt(t['value'])}")
+        if s.get("refit"):
+            r = s["refit"]
+            click.echo(
+                f"    refit-best  model {r.get('registered_model')} v{r.get('version')}  "
+                f"{r.get('model_uri')}"
+            )

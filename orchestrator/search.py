@@ -33,8 +33,14 @@ class TrialSummary:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"trial_id": self.trial_id, "status": self.status, "config": self.config,
-                "cv": self.cv, "epochs": self.epochs, "error": self.error}
+        return {
+            "trial_id": self.trial_id,
+            "status": self.status,
+            "config": self.config,
+            "cv": self.cv,
+            "epochs": self.epochs,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -80,8 +86,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {"include_dashboard": False, "configure_logging": False,
-                              "log_to_driver": False}
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "configure_logging": False,
+        "log_to_driver": False,
+    }
     if address is None and num_cpus is not None:
         kwargs["num_cpus"] = num_cpus
     ray.init(address=address, **kwargs)
@@ -118,14 +127,29 @@ def build_scheduler(config: Config, metric: str, mode: str):
     if kind == "fifo":
         return None
     if kind == "asha":
-        return ASHAScheduler(metric=metric, mode=mode, time_attr="training_iteration",
-                             max_t=epochs, grace_period=min(search.grace_period, epochs),
-                             reduction_factor=search.reduction_factor)
+        return ASHAScheduler(
+            metric=metric,
+            mode=mode,
+            time_attr="training_iteration",
+            max_t=epochs,
+            grace_period=min(search.grace_period, epochs),
+            reduction_factor=search.reduction_factor,
+        )
     if kind == "hyperband":
-        return HyperBandScheduler(metric=metric, mode=mode, time_attr="training_iteration",
-                                  max_t=epochs, reduction_factor=search.reduction_factor)
-    return MedianStoppingRule(metric=metric, mode=mode, time_attr="training_iteration",
-                              grace_period=search.grace_period, min_samples_required=2)
+        return HyperBandScheduler(
+            metric=metric,
+            mode=mode,
+            time_attr="training_iteration",
+            max_t=epochs,
+            reduction_factor=search.reduction_factor,
+        )
+    return MedianStoppingRule(
+        metric=metric,
+        mode=mode,
+        time_attr="training_iteration",
+        grace_period=search.grace_period,
+        min_samples_required=2,
+    )
 
 
 def storage_root(path: str | None = None) -> Path:
@@ -137,10 +161,14 @@ def load_search_config(name: str, storage: str | None = None) -> Config:
     saved = storage_root(storage) / name / CONFIG_FILE
     if not saved.is_file():
         root = storage_root(storage)
-        known = sorted(p.name for p in root.iterdir() if (p / CONFIG_FILE).is_file()) \
-            if root.is_dir() else []
-        raise ConfigError(f"no search named '{name}' to resume under {root}; known: "
-                          f"{', '.join(known) or 'none'}")
+        known = (
+            sorted(p.name for p in root.iterdir() if (p / CONFIG_FILE).is_file())
+            if root.is_dir()
+            else []
+        )
+        raise ConfigError(
+            f"no search named '{name}' to resume under {root}; known: {', '.join(known) or 'none'}"
+        )
     return validate_config(json.loads(saved.read_text()), str(saved))
 
 
@@ -156,8 +184,6 @@ def run_search(
     refit: bool = True,
 ) -> SearchResult:
     """Run (or resume) a search, then refit the best configuration and test it once."""
-    from orchestrator.trial import run_trial
-
     started = time.perf_counter()
     run = prepare_run(config)
     config = with_default_space(config, run.prepared.family)
@@ -166,10 +192,100 @@ def run_search(
     metric = search.metric or main_metric(run.prepared.task)
     mode = search.mode or metric_mode(metric)
     config = apply_overrides(config, {"search.metric": metric, "search.mode": mode})
-    name = name or time.strftime("search-%Y%m%d-%H%M%S")
-    root = storage_root(storage)
-    exp_dir = root / name
+    name = name or config.tracking.experiment or time.strftime("search-%Y%m%d-%H%M%S")
+    exp_dir = storage_root(storage) / name
 
+    tracker = None
+    if config.tracking.enabled:
+        from orchestrator.tracking import SearchTracker, describe_dataset
+
+        # before Ray starts: the tracker takes MLFLOW_RUN_ID (set by `mlflow run`) out of the
+        # environment, so that workers cannot inherit it and collapse every trial into one run
+        tracker = SearchTracker(config.tracking.tracking_uri, config.tracking.experiment or name)
+        tracker.start(
+            config,
+            name,
+            tags={
+                "automl.family": run.prepared.family,
+                "automl.task": run.prepared.task,
+                "automl.ray_experiment": str(exp_dir),
+            },
+            params={"search.space": json.dumps(search.space)},
+            dataset=describe_dataset(run),
+            resume=resume,
+            metric=metric,
+            mode=mode,
+        )
+    try:
+        trials = _tune(
+            config,
+            run,
+            parsed,
+            name,
+            exp_dir,
+            resume,
+            address,
+            callbacks,
+            on_trial,
+            tracker.ids if tracker else None,
+        )
+        best = pick_best(trials, metric, mode)
+        best_config, refit_result = None, None
+        if best is not None:
+            best_config = apply_overrides(config, best.config)
+            if refit:
+                refit_result = refit_and_test(run, best_config, best_epochs(best, best_config))
+                if tracker is not None:
+                    from orchestrator.tracking import log_refit
+
+                    refit_result.tracking = log_refit(
+                        tracker,
+                        refit_result,
+                        best_config,
+                        class_names=_classes(refit_result),
+                        registered_model=config.tracking.registered_model,
+                        metric=metric,
+                        mode=mode,
+                        input_example=_input_example(run),
+                    )
+    except BaseException as exc:  # an error or an interrupt: the parent never stays RUNNING
+        if tracker is not None:
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            tracker.finish(status, error=f"{type(exc).__name__}: {exc}")
+        raise
+    if tracker is not None:
+        tracker.finish("FINISHED")
+    return SearchResult(
+        name,
+        str(exp_dir),
+        search.algorithm,
+        metric,
+        mode,
+        config,
+        run,
+        trials,
+        best,
+        best_config,
+        refit_result,
+        time.perf_counter() - started,
+    )
+
+
+def _classes(refit: RefitResult) -> list[str] | None:
+    target = refit.predictor.target
+    return [str(c) for c in target.classes_] if refit.predictor.task == "classification" else None
+
+
+def _input_example(run: PreparedRun, n: int = 5) -> Any:
+    X = run.prepared.dataset.X
+    return X.head(n) if hasattr(X, "head") else X[:n]
+
+
+def _tune(config, run, parsed, name, exp_dir, resume, address, callbacks, on_trial, ids):
+    """Submit the trials to Ray Tune (or resume them) and summarise every trial."""
+    from orchestrator.trial import run_trial
+
+    search = config.search
     ensure_ray(address)
     import ray
 
@@ -178,49 +294,48 @@ def run_search(
     # with a model-based searcher Ray keeps one pending trial unless told otherwise
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max_concurrent)
 
-    trainable = tune.with_parameters(run_trial, prepared=run.prepared, base_config=config)
+    trainable = tune.with_parameters(
+        run_trial,
+        prepared=run.prepared,
+        base_config=config,
+        tracking=ids,
+        cleaning=run.cleaning.to_dict(),
+    )
     trainable = tune.with_resources(
         trainable, {"cpu": search.cpus_per_trial, "gpu": search.gpus_per_trial}
     )
     run_config = tune.RunConfig(
         name=name,
-        storage_path=str(root),
+        storage_path=str(exp_dir.parent),
         failure_config=tune.FailureConfig(max_failures=search.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[TrialPrinter(on_trial), *(callbacks or [])],
         verbose=0,
     )
     if resume:
-        tuner = tune.Tuner.restore(str(exp_dir), trainable, resume_unfinished=True,
-                                   resume_errored=search.max_failures > 0)
+        tuner = tune.Tuner.restore(
+            str(exp_dir), trainable, resume_unfinished=True, resume_errored=search.max_failures > 0
+        )
     else:
         exp_dir.mkdir(parents=True, exist_ok=True)
         (exp_dir / CONFIG_FILE).write_text(json.dumps(config.model_dump(), indent=2))
-        num_samples = 1 if search.algorithm == "grid" else search.num_samples
         if search.algorithm == "grid" and grid_size(parsed) > 10_000:
             raise ConfigError(f"the grid has {grid_size(parsed)} points; at most 10000 allowed")
+        metric, mode = search.metric, search.mode
         tuner = tune.Tuner(
             trainable,
             param_space=to_tune_space(parsed, search.algorithm),
             tune_config=tune.TuneConfig(
                 search_alg=build_searcher(config, parsed, metric, mode, max_concurrent),
                 scheduler=build_scheduler(config, metric, mode),
-                num_samples=num_samples,
+                num_samples=1 if search.algorithm == "grid" else search.num_samples,
                 reuse_actors=True,
             ),
             run_config=run_config,
         )
     grid = tuner.fit()
     trials = [summarize(result, config.training.epochs) for result in grid]
-    trials.sort(key=lambda t: t.trial_id)
-    best = pick_best(trials, metric, mode)
-    best_config, refit_result = None, None
-    if best is not None:
-        best_config = apply_overrides(config, best.config)
-        if refit:
-            refit_result = refit_and_test(run, best_config, best_epochs(best, best_config))
-    return SearchResult(name, str(exp_dir), search.algorithm, metric, mode, config, run, trials,
-                        best, best_config, refit_result, time.perf_counter() - started)
+    return sorted(trials, key=lambda t: t.trial_id)
 
 
 def summarize(result, max_epochs: int) -> TrialSummary:
@@ -232,12 +347,18 @@ def summarize(result, max_epochs: int) -> TrialSummary:
     for key, value in metrics.items():
         if key.startswith("cv_") and key.endswith("_mean"):
             name = key[3:-5]
-            per_fold = [metrics[k] for k in sorted(metrics, key=_fold_order)
-                        if k.startswith("fold") and k.endswith(f"_{name}")]
+            per_fold = [
+                metrics[k]
+                for k in sorted(metrics, key=_fold_order)
+                if k.startswith("fold") and k.endswith(f"_{name}")
+            ]
             cv[name] = {"mean": value, "std": metrics.get(f"cv_{name}_std"), "per_fold": per_fold}
     if not cv:  # stopped early by the scheduler (or failed): the last fold-mean values
-        cv = {k[4:]: {"mean": v, "std": None, "per_fold": []} for k, v in metrics.items()
-              if k.startswith("val_")}
+        cv = {
+            k[4:]: {"mean": v, "std": None, "per_fold": []}
+            for k, v in metrics.items()
+            if k.startswith("val_")
+        }
     epochs = int(metrics.get("epoch", 0) or 0)
     if result.error is not None:
         status, error = "ERROR", _error_line(result.error)
@@ -263,8 +384,14 @@ def _error_line(error: BaseException) -> str:
 
 def pick_best(trials: list[TrialSummary], metric: str, mode: str) -> TrialSummary | None:
     name = metric.removeprefix("val_")
-    scored = [t for t in trials if t.status != "ERROR" and name in t.cv
-              and t.cv[name]["mean"] is not None and t.cv[name]["mean"] == t.cv[name]["mean"]]
+    scored = [
+        t
+        for t in trials
+        if t.status != "ERROR"
+        and name in t.cv
+        and t.cv[name]["mean"] is not None
+        and t.cv[name]["mean"] == t.cv[name]["mean"]
+    ]
     if not scored:
         return None
     sign = 1 if mode == "max" else -1
@@ -293,11 +420,21 @@ class TrialPrinter(tune.Callback):
 
 def _live_summary(trial, status: str) -> TrialSummary:
     metrics = dict(trial.last_result or {})
-    cv = {k[4:]: {"mean": v, "std": metrics.get(f"cv_{k[4:]}_std"), "per_fold": []}
-          for k, v in metrics.items() if k.startswith("val_")}
+    cv = {
+        k[4:]: {"mean": v, "std": metrics.get(f"cv_{k[4:]}_std"), "per_fold": []}
+        for k, v in metrics.items()
+        if k.startswith("val_")
+    }
     error = None
     if status == "ERROR":
         error = (getattr(trial, "error_msg", None) or "").strip().splitlines()[-1:] or None
         error = error[0] if error else "failed"
-    return TrialSummary(trial.trial_id, status, decode_point(dict(trial.config)), cv,
-                        int(metrics.get("epoch", 0) or 0), error, metrics)
+    return TrialSummary(
+        trial.trial_id,
+        status,
+        decode_point(dict(trial.config)),
+        cv,
+        int(metrics.get("epoch", 0) or 0),
+        error,
+        metrics,
+    )

@@ -21,24 +21,16 @@ import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import ColSpec, DataType, Schema
 
+from orchestrator.errors import AutoMLError, DataError, ModelError
+from orchestrator.scoring import check_batch, raw_shape, read_prediction_input
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CODE_PACKAGES = ("orchestrator", "models", "data")
 PREDICTOR_ARTIFACT = "predictor"
 PREDICTOR_FILE = "predictor.pkl"
 
 
-def _raw_shape(preprocessor: Any, modality: str) -> tuple[int, ...] | None:
-    """The per-sample shape of raw image/sequence input, as the preprocessor was fitted on."""
-    if modality == "image":
-        shape = getattr(preprocessor, "input_shape_", None)
-        return tuple(int(d) for d in shape) if shape is not None else None
-    if modality == "sequence":
-        steps, feats = (
-            getattr(preprocessor, "n_steps_", None),
-            getattr(preprocessor, "n_features_", None),
-        )
-        return (int(steps), int(feats)) if steps is not None and feats is not None else None
-    return None
+_raw_shape = raw_shape  # the name tests and older callers use
 
 
 def prepare_input(predictor: Any, model_input: Any) -> Any:
@@ -90,7 +82,29 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
 
     # no type hints here: MLflow 3 would try to derive a schema from them
     def predict(self, context, model_input, params=None):  # noqa: ANN001
-        return self.predictor.predict(prepare_input(self.predictor, model_input))
+        return predict_checked(self.predictor, model_input)
+
+
+def predict_checked(predictor: Any, model_input: Any, extra: str = "error") -> pd.DataFrame:
+    """Predict a request batch; bad input raises MlflowException(INVALID_PARAMETER_VALUE): 400.
+
+    MLflow's schema enforcement drops columns not in the signature before this sees them, so the
+    REST server of :func:`build_app` checks for extra columns earlier (see :class:`StrictModel`).
+    """
+    try:
+        X = prepare_input(predictor, model_input)
+        check_batch(predictor, X, extra=extra)
+        return predictor.predict(X)
+    except (AutoMLError, ValueError, KeyError, TypeError) as err:
+        raise bad_request(err) from None
+
+
+def bad_request(err: Exception) -> Exception:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return MlflowException(f"invalid input: {message}", error_code=INVALID_PARAMETER_VALUE)
 
 
 RUNTIME_PACKAGES = (
@@ -175,28 +189,149 @@ def log_predictor(predictor: Any, name: str = "model", input_example: Any = None
             )
 
 
+def _load_error(model_uri: str, err: Exception) -> ModelError:
+    text = str(getattr(err, "message", None) or err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    return ModelError(f"cannot load model {model_uri!r}: {first}")
+
+
+def _download(model_uri: str) -> Path:
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    local = Path(model_uri).expanduser()
+    if "://" not in model_uri and local.is_dir():
+        return local
+    if "://" not in model_uri and not model_uri.startswith(("runs:", "models:")):
+        raise ModelError(
+            f"cannot load model {model_uri!r}: not a folder, nor a runs:/RUN_ID/model or "
+            "models:/NAME@alias or models:/NAME/VERSION URI"
+        )
+    try:
+        return Path(download_artifacts(artifact_uri=model_uri))
+    except (MlflowException, OSError, ValueError) as err:
+        raise _load_error(model_uri, err) from None
+
+
 def load_predictor(model_uri: str, tracking_uri: str | None = None) -> Any:
     """The in-process Predictor behind a logged model (``models:/…``, ``runs:/…`` or a path)."""
-    from mlflow.artifacts import download_artifacts
-
     if tracking_uri:
         with _tracking_uri(tracking_uri):
-            local = download_artifacts(artifact_uri=model_uri)
+            local = _download(model_uri)
     else:
-        local = download_artifacts(artifact_uri=model_uri)
-    with open(Path(local) / "artifacts" / PREDICTOR_FILE, "rb") as fh:
+        local = _download(model_uri)
+    path = local / "artifacts" / PREDICTOR_FILE
+    if not path.is_file():
+        raise ModelError(f"cannot load model {model_uri!r}: it has no {PREDICTOR_FILE} artifact")
+    with open(path, "rb") as fh:
         return pickle.load(fh)
 
 
 def load_pyfunc(model_uri: str, tracking_uri: str | None = None) -> Any:
     """``mlflow.pyfunc.load_model`` against ``tracking_uri`` (default: the current one)."""
-    if tracking_uri:
-        with _tracking_uri(tracking_uri):
-            return mlflow.pyfunc.load_model(model_uri)
-    return mlflow.pyfunc.load_model(model_uri)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if tracking_uri:
+            with _tracking_uri(tracking_uri):
+                return mlflow.pyfunc.load_model(str(_download(model_uri)))
+        return mlflow.pyfunc.load_model(str(_download(model_uri)))
+    except (MlflowException, OSError) as err:
+        raise _load_error(model_uri, err) from None
 
 
 def _tracking_uri(uri: str):
     from orchestrator.tracking import use_tracking_uri
 
     return use_tracking_uri(uri)
+
+
+# --------------------------------------------------------------------------- batch prediction
+def predict_file(
+    model_uri: str, data_path: str, output: str | None = None, tracking_uri: str | None = None
+) -> pd.DataFrame:
+    """Predict a raw data file (CSV/Parquet, NPZ, image folder) with a logged model.
+
+    The frame has ``prediction`` (class names or values) and ``proba_<class>`` columns, led by a
+    ``file`` column for image folders; it is written as CSV to ``output`` when given.
+    """
+    predictor = load_predictor(model_uri, tracking_uri)
+    X, lengths, names = read_prediction_input(predictor, data_path)
+    check_batch(predictor, X, extra="ignore")
+    try:
+        frame = predictor.predict(X, lengths)
+    except ValueError as err:
+        raise DataError(f"cannot predict {data_path}: {err}") from None
+    if names is not None:
+        frame.insert(0, "file", names)
+    if output:
+        Path(output).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(output, index=False)
+    return frame
+
+
+# --------------------------------------------------------------------------- REST server
+class StrictModel:
+    """A PyFuncModel that rejects bad batches (extra columns included) before MLflow's schema.
+
+    MLflow's scoring server only needs ``metadata`` and ``predict(data, params)``.
+    """
+
+    def __init__(self, model: Any, predictor: Any) -> None:
+        self._model = model
+        self.predictor = predictor
+        self.metadata = model.metadata
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        try:
+            check_batch(self.predictor, prepare_input(self.predictor, data), extra="error")
+        except (AutoMLError, ValueError, KeyError, TypeError) as err:
+            raise bad_request(err) from None
+        return self._model.predict(data, params=params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+def build_app(model_uri: str, tracking_uri: str | None = None) -> Any:
+    """MLflow's FastAPI scoring app (``/invocations``, ``/ping``, ``/version``) for a model."""
+    from mlflow.pyfunc import scoring_server
+
+    model = load_pyfunc(model_uri, tracking_uri)
+    predictor = model.unwrap_python_model().predictor
+    return scoring_server.init(StrictModel(model, predictor))
+
+
+def serve(
+    model_uri: str, host: str = "127.0.0.1", port: int = 5001, tracking_uri: str | None = None
+) -> None:
+    """Serve ``model_uri`` over REST with uvicorn until interrupted (loopback by default)."""
+    import uvicorn
+
+    app = build_app(model_uri, tracking_uri)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m orchestrator.serving --model URI [--host H] [--port N] [--tracking-uri U]``."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator.serving", description=serve.__doc__
+    )
+    parser.add_argument("--model", required=True, help="runs:/…, models:/NAME@alias or a folder")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5001)
+    parser.add_argument("--tracking-uri", default=None)
+    args = parser.parse_args(argv)
+    try:
+        serve(args.model, args.host, args.port, args.tracking_uri)
+    except AutoMLError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

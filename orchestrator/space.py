@@ -74,8 +74,10 @@ def validate_space(config: Config, algorithm: str | None = None) -> dict[str, tu
     algorithm = algorithm or config.search.algorithm
     space = config.search.space
     if not space:
-        raise ConfigError("search.space is empty; give at least one key, e.g. "
-                          "training.optimizer.lr: {loguniform: [1.0e-4, 1.0e-2]}")
+        raise ConfigError(
+            "search.space is empty; give at least one key, e.g. "
+            "training.optimizer.lr: {loguniform: [1.0e-4, 1.0e-2]}"
+        )
     parsed: dict[str, tuple[str, list]] = {}
     for key, spec in space.items():
         kind, args = _parse_entry(key, spec)
@@ -92,8 +94,9 @@ def validate_space(config: Config, algorithm: str | None = None) -> dict[str, tu
             try:
                 apply_overrides(config, {key: value})
             except ConfigError as err:
-                raise ConfigError(f"search.space.{key}: option {value!r} is invalid: {err}") \
-                    from None
+                raise ConfigError(
+                    f"search.space.{key}: option {value!r} is invalid: {err}"
+                ) from None
         parsed[key] = (kind, args)
     return parsed
 

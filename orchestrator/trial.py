@@ -1,11 +1,13 @@
 """The Ray Tune trainable: a thin adapter around :func:`cross_validate`.
 
-The sampled point holds only the searched keys; the base config and the prepared data arrive
-through ``tune.with_parameters`` (the data goes into Ray's object store once).
+The sampled point holds only the searched keys; the base config, the prepared data and the MLflow
+ids arrive through ``tune.with_parameters`` (the data goes into Ray's object store once). The
+trial logs its own child run under the parent id it is given, never one it inherits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -23,14 +25,34 @@ def trial_config(base_config: Config, point: dict[str, Any]) -> Config:
     return apply_overrides(base_config, decode_point(point))
 
 
-def run_trial(point: dict[str, Any], *, prepared: PreparedData, base_config: Config) -> None:
+def run_trial(
+    point: dict[str, Any],
+    *,
+    prepared: PreparedData,
+    base_config: Config,
+    tracking: tuple[str, str, str] | None = None,
+    cleaning: dict | None = None,
+) -> None:
     """Cross-validate one sampled configuration, reporting fold-mean metrics every epoch."""
     # exactly this trial's CPUs' worth of threads: two 1-thread trials beat one 2-thread trial
     torch.set_num_threads(max(1, int(base_config.search.cpus_per_trial)))
-    config = trial_config(base_config, point)
-    metric = base_config.search.metric
-    for metrics in cross_validate(prepared, config):
-        value = metrics.get(metric) if metric else None
-        if value is not None and not math.isfinite(value) and metric.endswith("loss"):
-            raise TrainingError(f"{metric} became {value} at epoch {int(metrics['epoch'])}")
-        tune.report(metrics)
+    tracker = None
+    if tracking is not None:
+        from orchestrator.tracking import TrialTracker
+
+        tracker = TrialTracker(*tracking)
+    with tracker if tracker is not None else contextlib.nullcontext():
+        config = trial_config(base_config, point)
+        if tracker is not None:
+            tracker.start(tune.get_context().get_trial_id(), config)
+        metric = base_config.search.metric
+        cv = cross_validate(prepared, config)
+        for metrics in cv:
+            value = metrics.get(metric) if metric else None
+            if value is not None and not math.isfinite(value):
+                raise TrainingError(f"{metric} became {value} at epoch {int(metrics['epoch'])}")
+            if tracker is not None:
+                tracker.log_epoch(metrics, int(metrics["epoch"]))
+            tune.report(metrics)
+        if tracker is not None:
+            tracker.finish(cv.result, prepared.task, cv.class_names, cleaning, metric)

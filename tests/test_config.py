@@ -17,7 +17,9 @@ def test_defaults_are_valid_and_frozen():
 
 def test_yaml_round_trip(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("seed: 7\nmodel: {family: gru, hidden_size: 32}\ntraining:\n  optimizer: {lr: 0.01}\n")
+    path.write_text(
+        "seed: 7\nmodel: {family: gru, hidden_size: 32}\ntraining:\n  optimizer: {lr: 0.01}\n"
+    )
     config = load_config(path)
     assert (config.seed, config.model.family, config.model.hidden_size) == (7, "gru", 32)
     assert config.training.optimizer.lr == 0.01
@@ -46,8 +48,14 @@ def test_overrides_are_validated_again():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"model.family": "fnnn"}, r"model.family: must be one of .*did you mean 'fnn'.*got 'fnnn'"),
-        ({"model.hiden_sizes": [3]}, r"unknown key 'model.hiden_sizes' \(did you mean 'hidden_sizes'"),
+        (
+            {"model.family": "fnnn"},
+            r"model.family: must be one of .*did you mean 'fnn'.*got 'fnnn'",
+        ),
+        (
+            {"model.hiden_sizes": [3]},
+            r"unknown key 'model.hiden_sizes' \(did you mean 'hidden_sizes'",
+        ),
         ({"training.optimzer.lr": 1}, r"'optimzer' is not a section .*did you mean 'optimizer'"),
         ({"split.folds": 0}, r"split.folds: .*greater than or equal to 1, got 0"),
         ({"model.dropout": 1.5}, r"model.dropout: .*less than 1, got 1.5"),

@@ -17,14 +17,22 @@ def search(tmp_path, name, refit=False, **overrides):
 
 def test_grid_runs_every_combination_once(tmp_path):
     result = search(
-        tmp_path, "grid", refit=True,
-        **{"search.algorithm": "grid",
-           "search.space": {"training.optimizer.lr": {"grid": [1e-3, 1e-2]},
-                            "model.hidden_sizes": {"grid": [[8], [16, 8]]}}},
+        tmp_path,
+        "grid",
+        refit=True,
+        **{
+            "search.algorithm": "grid",
+            "search.space": {
+                "training.optimizer.lr": {"grid": [1e-3, 1e-2]},
+                "model.hidden_sizes": {"grid": [[8], [16, 8]]},
+            },
+        },
     )
     assert len(result.trials) == 4
-    seen = {(t.config["training.optimizer.lr"], tuple(t.config["model.hidden_sizes"]))
-            for t in result.trials}
+    seen = {
+        (t.config["training.optimizer.lr"], tuple(t.config["model.hidden_sizes"]))
+        for t in result.trials
+    }
     assert seen == {(1e-3, (8,)), (1e-3, (16, 8)), (1e-2, (8,)), (1e-2, (16, 8))}
     assert all(t.status == "TERMINATED" for t in result.trials)
     # the best trial is refit and tested once; its CV metrics carry per-fold values
@@ -35,17 +43,25 @@ def test_grid_runs_every_combination_once(tmp_path):
 
 
 def test_random_search_is_reproducible_with_a_seed(tmp_path):
-    space = {"training.optimizer.lr": {"loguniform": [1e-4, 1e-1]},
-             "model.dropout": {"uniform": [0.0, 0.5]}}
-    kw = {"search.algorithm": "random", "search.num_samples": 3, "search.space": space,
-          "training.epochs": 1, "seed": 11}
+    space = {
+        "training.optimizer.lr": {"loguniform": [1e-4, 1e-1]},
+        "model.dropout": {"uniform": [0.0, 0.5]},
+    }
+    kw = {
+        "search.algorithm": "random",
+        "search.num_samples": 3,
+        "search.space": space,
+        "training.epochs": 1,
+        "seed": 11,
+    }
     first = search(tmp_path, "r1", **kw)
     second = search(tmp_path, "r2", **kw)
     other = search(tmp_path, "r3", **{**kw, "seed": 12})
 
     def configs(res):
-        return sorted((t.config["training.optimizer.lr"], t.config["model.dropout"])
-                      for t in res.trials)
+        return sorted(
+            (t.config["training.optimizer.lr"], t.config["model.dropout"]) for t in res.trials
+        )
 
     assert len(first.trials) == 3
     assert configs(first) == configs(second)
@@ -55,10 +71,15 @@ def test_random_search_is_reproducible_with_a_seed(tmp_path):
 def test_failed_and_diverging_trials_are_reported_while_others_finish(tmp_path):
     # a CNN kernel larger than the 8x8 digits raises; lr=1e6 on a regression diverges
     result = search(
-        tmp_path, "fail",
-        **{"data.source": "builtin:diabetes", "search.algorithm": "grid",
-           "search.space": {"training.optimizer.lr": {"grid": [1e-3, 1e6]}},
-           "training.optimizer.name": "sgd", "training.grad_clip": None},
+        tmp_path,
+        "fail",
+        **{
+            "data.source": "builtin:diabetes",
+            "search.algorithm": "grid",
+            "search.space": {"training.optimizer.lr": {"grid": [1e-3, 1e6]}},
+            "training.optimizer.name": "sgd",
+            "training.grad_clip": None,
+        },
     )
     by_lr = {t.config["training.optimizer.lr"]: t for t in result.trials}
     assert by_lr[1e-3].status == "TERMINATED"
@@ -69,11 +90,18 @@ def test_failed_and_diverging_trials_are_reported_while_others_finish(tmp_path):
 
 def test_trial_that_raises_is_failed_with_its_reason(tmp_path):
     result = search(
-        tmp_path, "raise",
-        **{"data.source": "builtin:digits", "model.family": "cnn", "model.channels": [4],
-           "model.head_sizes": [8], "training.epochs": 1, "search.algorithm": "grid",
-           "model.padding": "valid",
-           "search.space": {"model.kernel_size": {"grid": [3, 11]}}},
+        tmp_path,
+        "raise",
+        **{
+            "data.source": "builtin:digits",
+            "model.family": "cnn",
+            "model.channels": [4],
+            "model.head_sizes": [8],
+            "training.epochs": 1,
+            "search.algorithm": "grid",
+            "model.padding": "valid",
+            "search.space": {"model.kernel_size": {"grid": [3, 11]}},
+        },
     )
     by_k = {t.config["model.kernel_size"]: t for t in result.trials}
     assert by_k[3].status == "TERMINATED"
@@ -82,11 +110,18 @@ def test_trial_that_raises_is_failed_with_its_reason(tmp_path):
 
 def test_asha_stops_poor_trials_early(tmp_path):
     result = search(
-        tmp_path, "asha",
-        **{"search.algorithm": "random", "search.num_samples": 6, "seed": 3,
-           "search.scheduler": "asha", "search.grace_period": 1,
-           "search.reduction_factor": 2, "training.epochs": 8,
-           "search.space": {"training.optimizer.lr": {"loguniform": [1e-5, 3e-2]}}},
+        tmp_path,
+        "asha",
+        **{
+            "search.algorithm": "random",
+            "search.num_samples": 6,
+            "seed": 3,
+            "search.scheduler": "asha",
+            "search.grace_period": 1,
+            "search.reduction_factor": 2,
+            "training.epochs": 8,
+            "search.space": {"training.optimizer.lr": {"loguniform": [1e-5, 3e-2]}},
+        },
     )
     epochs = [t.epochs for t in result.trials]
     assert max(epochs) == 8
@@ -96,9 +131,14 @@ def test_asha_stops_poor_trials_early(tmp_path):
 
 def test_two_one_cpu_trials_run_at_once_on_two_cpus(tmp_path):
     result = search(
-        tmp_path, "conc",
-        **{"search.algorithm": "grid", "search.cpus_per_trial": 1, "training.epochs": 30,
-           "search.space": {"training.optimizer.lr": {"grid": [1e-3, 2e-3, 3e-3, 4e-3]}}},
+        tmp_path,
+        "conc",
+        **{
+            "search.algorithm": "grid",
+            "search.cpus_per_trial": 1,
+            "training.epochs": 30,
+            "search.space": {"training.optimizer.lr": {"grid": [1e-3, 2e-3, 3e-3, 4e-3]}},
+        },
     )
     # with actor reuse, two concurrent trials means exactly two worker processes
     pids = {t.metrics["pid"] for t in result.trials}

@@ -1,0 +1,172 @@
+"""Raw inputs for scoring: reading a prediction file and checking a request batch (no MLflow here).
+
+``serving.py`` wraps these for the pyfunc model, the REST server and ``automl predict``; the checks
+raise :class:`~orchestrator.errors.DataError` with one line naming the problem, which the pyfunc
+turns into an HTTP 400.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orchestrator.errors import DataError
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def raw_shape(preprocessor: Any, modality: str) -> tuple[int, ...] | None:
+    """The per-sample shape of raw image/sequence input, as the preprocessor was fitted on."""
+    if modality == "image":
+        shape = getattr(preprocessor, "input_shape_", None)
+        return tuple(int(d) for d in shape) if shape is not None else None
+    if modality == "sequence":
+        steps, feats = (
+            getattr(preprocessor, "n_steps_", None),
+            getattr(preprocessor, "n_features_", None),
+        )
+        return (int(steps), int(feats)) if steps is not None and feats is not None else None
+    return None
+
+
+def _names(items: Any) -> str:
+    return ", ".join(map(str, items))
+
+
+def check_batch(predictor: Any, X: Any, extra: str = "error") -> None:
+    """Raise DataError when ``X`` (after ``prepare_input``) cannot be scored by ``predictor``.
+
+    Checks an empty batch, missing (and, with ``extra="error"``, unexpected) table columns, and the
+    per-sample shape of image and sequence arrays.
+    """
+    if len(X) == 0:
+        raise DataError("the batch is empty: send at least one row")
+    if predictor.modality == "table":
+        expected = list(getattr(predictor.preprocessor, "columns_", []) or [])
+        if not expected or not isinstance(X, pd.DataFrame):
+            return
+        missing = [c for c in expected if c not in X.columns]
+        if missing:
+            raise DataError(
+                f"missing column(s): {_names(missing)}; the model expects {_names(expected)}"
+            )
+        unexpected = [c for c in X.columns if c not in set(expected)]
+        if unexpected and extra == "error":
+            raise DataError(
+                f"unexpected column(s): {_names(unexpected)}; the model expects {_names(expected)}"
+            )
+        return
+    shape = raw_shape(predictor.preprocessor, predictor.modality)
+    got = tuple(np.shape(X))
+    if shape is None:
+        return
+    if predictor.modality == "image" and got[1:] != shape:
+        raise DataError(f"image input must have shape (N, {_names(shape)}), got {got}")
+    if predictor.modality == "sequence" and (len(got) != 3 or got[2] != shape[1]):
+        raise DataError(
+            f"sequence input must have shape (N, T, {shape[1]}) with T <= {shape[0]}, got {got}"
+        )
+
+
+# --------------------------------------------------------------------------- prediction files
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    except (OSError, ValueError) as err:
+        raise DataError(f"cannot read {path}: {err}") from None
+
+
+def _table_rows(predictor: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's columns of ``frame``; others (a target column, ids) are ignored."""
+    check_batch(predictor, frame, extra="ignore")
+    expected = getattr(predictor.preprocessor, "columns_", None)
+    return frame[list(expected)] if expected else frame
+
+
+def _npz(predictor: Any, path: Path) -> tuple[Any, np.ndarray | None]:
+    from data.modality import RawData, resolve_modality
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as err:
+        raise DataError(f"cannot read {path}: {err}") from None
+    if "X" not in arrays:
+        raise DataError(f"{path} needs an array 'X'; found: {_names(arrays)}")
+    X = arrays["X"]
+    raw = RawData(X, np.zeros(len(X)), str(path), lengths=arrays.get("lengths"))
+    ds = resolve_modality(raw, predictor.modality, predictor.family)
+    return ds.X, ds.lengths
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not files:
+        raise DataError(f"no PNG or JPEG images found in {folder} (or its sub-folders)")
+    return files
+
+
+def _images(predictor: Any, folder: Path) -> tuple[np.ndarray, list[str]]:
+    """Images of the folder as ``(N, H, W, C)``, converted and resized to the model's input."""
+    from PIL import Image, UnidentifiedImageError
+
+    shape = raw_shape(predictor.preprocessor, "image")
+    if predictor.modality != "image" or shape is None:
+        raise DataError(
+            f"{folder} is an image folder but the model reads {predictor.modality} input"
+        )
+    h, w, c = shape
+    mode = "L" if c == 1 else "RGB"
+    files = _image_files(folder)
+    arrays = []
+    for file in files:
+        try:
+            with Image.open(file) as img:
+                pixels = img.convert(mode).resize((w, h), Image.BILINEAR)
+                arrays.append(np.asarray(pixels, dtype=np.float32).reshape(h, w, -1))
+        except (OSError, UnidentifiedImageError) as err:
+            raise DataError(f"cannot read image {file}: {err}") from None
+    return np.stack(arrays), [str(f.relative_to(folder)) for f in files]
+
+
+def read_prediction_input(
+    predictor: Any, data_path: str
+) -> tuple[Any, np.ndarray | None, list[str] | None]:
+    """``(X, lengths, names)`` of a raw prediction file, in the format the model was trained on.
+
+    CSV/Parquet tables (the model's columns; a target column is ignored), NPZ with ``X`` and
+    optional ``lengths``, UCR series files for sequence models, or a folder of images (``names``
+    are then the image paths relative to the folder).
+    """
+    path = Path(data_path).expanduser()
+    if not path.exists():
+        raise DataError(f"prediction data not found: {path}")
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        images, names = _images(predictor, path)
+        return images, None, names
+    if suffix == ".npz":
+        X, lengths = _npz(predictor, path)
+        if predictor.modality == "table":
+            X = _table_rows(predictor, X)
+        return X, lengths, None
+    if suffix in TABLE_SUFFIXES:
+        if predictor.modality == "table":
+            return _table_rows(predictor, _read_table(path)), None, None
+        from data import load_dataset
+
+        ds = load_dataset(str(path), modality=predictor.modality, family=predictor.family)
+        return ds.X, ds.lengths, None
+    raise DataError(
+        f"unsupported prediction data '{suffix or path.name}' for {path}; supported: "
+        ".csv, .tsv, .parquet, .npz or a folder of PNG/JPEG images"
+    )

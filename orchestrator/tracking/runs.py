@@ -1,0 +1,318 @@
+"""The runs of a search: the driver's parent run and one child run per trial."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from orchestrator.errors import AutoMLError
+from orchestrator.tracking.artifacts import cv_metrics, write_cv_artifacts
+from orchestrator.tracking.stores import (
+    DEFAULT_EXPERIMENT,
+    METRICS_PER_BATCH,
+    TAG_ERROR,
+    TAG_METRIC,
+    TAG_MODE,
+    TAG_ROLE,
+    TAG_SEARCH,
+    TAG_STATUS,
+    TAG_TRIAL,
+    _is_number,
+    _log_dataset,
+    config_dict,
+    default_mode,
+    get_or_create_experiment,
+    git_commit,
+    log_metrics,
+    log_params,
+    one_line,
+    resolve_tracking_uri,
+    set_tags,
+)
+
+if TYPE_CHECKING:
+    from orchestrator.config import Config
+    from orchestrator.crossval import CVResult
+
+FLUSH_SECONDS = 10.0
+
+
+# --------------------------------------------------------------------------- the search
+class SearchTracker:
+    """The driver's parent run of one search. Use as a context manager so that it always ends."""
+
+    def __init__(self, tracking_uri: str | None = None, experiment_name: str = DEFAULT_EXPERIMENT):
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.experiment_name = experiment_name
+        self.client = MlflowClient(self.tracking_uri)
+        self.experiment_id: str | None = None
+        self.parent_run_id: str | None = None
+        self._ended = False
+
+    def start(
+        self,
+        config: Config,
+        name: str,
+        tags: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        dataset: dict[str, Any] | None = None,
+        resume: bool = False,
+        metric: str | None = None,
+        mode: str | None = None,
+    ) -> str:
+        """Create (or adopt, or re-attach to) the parent run and return its id."""
+        client = self.client
+        search = config.search
+        metric = metric or search.metric
+        mode = mode or search.mode or (default_mode(metric) if metric else None)
+        outer = os.environ.pop("MLFLOW_RUN_ID", None)  # workers must not inherit it
+        existing = {}
+        if outer:  # launched by `mlflow run`: that run is the parent
+            run = client.get_run(outer)
+            self.experiment_id, self.parent_run_id = run.info.experiment_id, outer
+            existing = run.data.params
+        else:
+            self.experiment_id = get_or_create_experiment(
+                client, self.tracking_uri, self.experiment_name
+            )
+            found = self._find_parent(name) if resume else None
+            if found is not None:
+                self.parent_run_id, existing = found.info.run_id, found.data.params
+                client.update_run(self.parent_run_id, status="RUNNING")
+            else:
+                run = client.create_run(self.experiment_id, run_name=name)
+                self.parent_run_id = run.info.run_id
+        self._ended = False
+        all_tags = {
+            TAG_ROLE: "search",
+            TAG_SEARCH: name,
+            "automl.algorithm": search.algorithm,
+            "automl.scheduler": search.scheduler,
+            "automl.family": config.model.family,
+            "automl.data_source": config.data.source,
+            TAG_METRIC: metric,
+            TAG_MODE: mode,
+            TAG_STATUS: "RUNNING",
+        }
+        commit = git_commit()
+        if commit:
+            all_tags.update({"mlflow.source.git.commit": commit, "automl.git_commit": commit})
+        if dataset and dataset.get("digest"):
+            all_tags["automl.dataset_digest"] = dataset["digest"]
+        all_tags.update(tags or {})
+        set_tags(client, self.parent_run_id, all_tags)
+        search_params = {f"search.{k}": v for k, v in search.model_dump(mode="json").items()}
+        search_params.update(params or {})
+        log_params(client, self.parent_run_id, search_params, skip=existing)
+        client.log_dict(self.parent_run_id, config_dict(config), "config.json")
+        if dataset and not existing:
+            _log_dataset(client, self.parent_run_id, dataset)
+        return self.parent_run_id
+
+    def _find_parent(self, name: str):
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TAG_SEARCH}` = '{name}' and tags.`{TAG_ROLE}` = 'search'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0] if runs else None
+
+    @property
+    def ids(self) -> tuple[str, str, str]:
+        """``(tracking_uri, experiment_id, parent_run_id)``: what a worker needs, as strings."""
+        if self.parent_run_id is None:
+            raise AutoMLError("SearchTracker.start() must be called before its ids are used")
+        return self.tracking_uri, self.experiment_id, self.parent_run_id
+
+    def log_metrics(self, metrics: dict[str, Any], step: int = 0) -> None:
+        log_metrics(self.client, self.parent_run_id, metrics, step)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        set_tags(self.client, self.parent_run_id, tags)
+
+    def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
+        """End the parent run (idempotent); ``status`` is FINISHED, FAILED or KILLED."""
+        if self._ended or self.parent_run_id is None:
+            return
+        self._ended = True
+        tags = {TAG_STATUS: status}
+        if error:
+            tags[TAG_ERROR] = error
+        try:
+            set_tags(self.client, self.parent_run_id, tags)
+        finally:
+            self.client.set_terminated(self.parent_run_id, status)
+
+    def __enter__(self) -> SearchTracker:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.finish("FINISHED")
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            self.finish("KILLED", error=f"{exc_type.__name__}")
+        else:
+            self.finish("FAILED", error=f"{exc_type.__name__}: {exc}")
+        return False
+
+
+# --------------------------------------------------------------------------- one trial
+class TrialTracker:
+    """A trial's child run, logged from inside the Ray worker.
+
+    Build it in the worker from plain strings. As a context manager it ends the run FAILED on an
+    exception, FINISHED with ``automl.status=STOPPED`` on ``SystemExit`` (how Ray stops a
+    function trainable inside ``tune.report``) and KILLED on ``KeyboardInterrupt``.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_id: str,
+        parent_run_id: str,
+        flush_seconds: float = FLUSH_SECONDS,
+    ):
+        self.tracking_uri = tracking_uri
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self.flush_seconds = flush_seconds
+        self.client = MlflowClient(tracking_uri)
+        self.run_id: str | None = None
+        self._buffer: list[Metric] = []
+        self._buffer_since = 0.0
+        self._ended = False
+
+    def start(
+        self, trial_id: str, params: Config | dict[str, Any], tags: dict[str, Any] | None = None
+    ) -> str:
+        """Create the child run, or re-attach to this trial's run when a search is resumed.
+
+        ``params`` is the trial's Config (its flat dotted keys become parameters and the whole
+        config ``config.json``) or a dict of parameters.
+        """
+        client = self.client
+        existing = client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}' "
+            f"and tags.`{TAG_TRIAL}` = '{trial_id}'",
+            max_results=1,
+        )
+        logged: dict[str, str] = {}
+        if existing:
+            self.run_id, logged = existing[0].info.run_id, existing[0].data.params
+            client.update_run(self.run_id, status="RUNNING")
+        else:
+            run = client.create_run(
+                self.experiment_id,
+                run_name=str(trial_id),
+                tags={
+                    MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+                    TAG_TRIAL: str(trial_id),
+                    TAG_ROLE: "trial",
+                },
+            )
+            self.run_id = run.info.run_id
+        self._ended = False
+        if hasattr(params, "flat"):
+            flat, full = params.flat(), config_dict(params)
+        else:
+            flat, full = dict(params), dict(params)
+        set_tags(client, self.run_id, {TAG_STATUS: "RUNNING", **(tags or {})})
+        log_params(client, self.run_id, flat, skip=logged)
+        client.log_dict(self.run_id, full, "config.json")
+        return self.run_id
+
+    # ----------------------------------------------------------------- metrics
+    def log_epoch(self, metrics: dict[str, Any], step: int) -> None:
+        """Buffer one epoch's metrics; written in batches (on age, size, or :meth:`flush`)."""
+        now = int(time.time() * 1000)
+        if not self._buffer:
+            self._buffer_since = time.monotonic()
+        self._buffer.extend(
+            Metric(k, float(v), now, int(step))
+            for k, v in metrics.items()
+            if k != "epoch" and _is_number(v)
+        )
+        if (
+            len(self._buffer) >= METRICS_PER_BATCH
+            or time.monotonic() - self._buffer_since >= self.flush_seconds
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        buffer, self._buffer = self._buffer, []
+        if not buffer or self.run_id is None:
+            return
+        for i in range(0, len(buffer), METRICS_PER_BATCH):
+            self.client.log_batch(self.run_id, metrics=buffer[i : i + METRICS_PER_BATCH])
+
+    # ----------------------------------------------------------------- endings
+    def finish(
+        self,
+        cv: CVResult,
+        task: str,
+        class_names: list[str] | None = None,
+        cleaning: Any = None,
+        metric: str | None = None,
+    ) -> None:
+        """Final CV metrics and the trial's figures and tables; ends the run FINISHED."""
+        if self._ended or self.run_id is None:
+            return
+        try:
+            self.flush()
+            log_metrics(self.client, self.run_id, cv_metrics(cv))
+            with tempfile.TemporaryDirectory() as tmp:
+                write_cv_artifacts(Path(tmp), cv, task, class_names, cleaning, metric)
+                self.client.log_artifacts(self.run_id, tmp)
+        except BaseException as err:
+            self.fail(f"logging the trial's results failed: {type(err).__name__}: {err}")
+            raise
+        self._end("FINISHED", "COMPLETED")
+
+    def fail(self, error: str) -> None:
+        """Flush what is buffered, record the error as a tag and end the run FAILED."""
+        self._end("FAILED", "FAILED", error)
+
+    def stopped_early(self) -> None:
+        """The scheduler stopped this trial: FINISHED, tagged ``automl.status=STOPPED``."""
+        self._end("FINISHED", "STOPPED")
+
+    def kill(self, reason: str = "interrupted") -> None:
+        self._end("KILLED", "KILLED", reason)
+
+    def _end(self, status: str, label: str, error: str | None = None) -> None:
+        if self._ended or self.run_id is None:
+            return
+        self._ended = True
+        try:
+            with contextlib.suppress(Exception):
+                self.flush()
+            tags = {TAG_STATUS: label}
+            if error:
+                tags[TAG_ERROR] = one_line(error, 1000)
+            set_tags(self.client, self.run_id, tags)
+        finally:
+            self.client.set_terminated(self.run_id, status)
+
+    def __enter__(self) -> TrialTracker:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self._end("FINISHED", "ENDED")
+        elif issubclass(exc_type, SystemExit):
+            self.stopped_early()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.kill()
+        else:
+            self.fail(f"{exc_type.__name__}: {exc}")
+        return False
