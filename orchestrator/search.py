@@ -15,11 +15,21 @@ from ray import tune
 from orchestrator.config import Config, apply_overrides, validate_config
 from orchestrator.crossval import main_metric, metric_mode
 from orchestrator.defaults import with_default_space
-from orchestrator.errors import ConfigError
+from orchestrator.errors import AutoMLError, ConfigError
 from orchestrator.pipeline import PreparedRun, RefitResult, prepare_run, refit_and_test
-from orchestrator.space import decode_point, grid_size, to_tune_space, validate_space
+from orchestrator.space import (
+    decode_point,
+    expected_trials,
+    grid_size,
+    to_tune_space,
+    validate_space,
+)
 
 CONFIG_FILE = "automl_config.json"
+
+
+class SearchInterrupted(AutoMLError):
+    """The search stopped before every trial ran (Ctrl-C); it can be resumed."""
 
 
 @dataclass
@@ -229,6 +239,12 @@ def run_search(
             on_trial,
             tracker.ids if tracker else None,
         )
+        expected = expected_trials(parsed, search.algorithm, search.num_samples)
+        if len(trials) < expected:
+            raise SearchInterrupted(
+                f"search '{name}' was interrupted after {len(trials)} of {expected} trials; "
+                f"continue it with: automl search --resume {name}"
+            )
         best = pick_best(trials, metric, mode)
         best_config, refit_result = None, None
         if best is not None:
@@ -250,7 +266,8 @@ def run_search(
                     )
     except BaseException as exc:  # an error or an interrupt: the parent never stays RUNNING
         if tracker is not None:
-            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            killed = isinstance(exc, KeyboardInterrupt | SearchInterrupted)
+            status = "KILLED" if killed else "FAILED"
             tracker.finish(status, error=f"{type(exc).__name__}: {exc}")
         raise
     if tracker is not None:

@@ -270,6 +270,15 @@ def predict_file(
     return frame
 
 
+def export_model(
+    model_uri: str, fmt: str, output: str, tracking_uri: str | None = None
+) -> dict[str, Any]:
+    """Export a logged model's network as ``torchscript`` or ``onnx`` (``orchestrator.export``)."""
+    from orchestrator.export import export_predictor
+
+    return export_predictor(load_predictor(model_uri, tracking_uri), fmt, output)
+
+
 # --------------------------------------------------------------------------- REST server
 class StrictModel:
     """A PyFuncModel that rejects bad batches (extra columns included) before MLflow's schema.

@@ -135,3 +135,12 @@ def to_tune_space(parsed: dict[str, tuple[str, list]], algorithm: str) -> dict[s
         elif kind == "quniform":
             out[key] = tune.quniform(*args)
     return out
+
+
+def expected_trials(parsed: dict[str, tuple[str, list]], algorithm: str, num_samples: int) -> int:
+    """How many trials Ray Tune creates: grid entries multiply random search's samples."""
+    if algorithm == "grid":
+        return grid_size(parsed)
+    if algorithm == "random":
+        return num_samples * math.prod(len(a) for k, a in parsed.values() if k == "grid")
+    return num_samples

@@ -1,0 +1,109 @@
+"""TorchScript and ONNX exports give the MLflow model's outputs on the same preprocessed input."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from orchestrator import serving
+from orchestrator.config import Config, apply_overrides
+from orchestrator.errors import ConfigError
+from orchestrator.export import export_predictor
+from tests.test_serving_batch import *  # noqa: F403  (the fixtures)
+from tests.test_serving_batch import raw_rows
+from tests.test_tracking_fixtures import *  # noqa: F403
+
+TOL = 1e-5
+
+
+def needs_onnx(fmt: str) -> None:
+    if fmt == "onnx":  # the optional export extras: onnx, onnxscript, onnxruntime
+        for name in ("onnx", "onnxscript", "onnxruntime"):
+            pytest.importorskip(name)
+
+
+def run_exported(fmt: str, path: str, x: np.ndarray) -> np.ndarray:
+    if fmt == "torchscript":
+        module = torch.jit.load(path)
+        with torch.no_grad():
+            return module(torch.from_numpy(x)).numpy()
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _image_predictor():
+    from orchestrator.pipeline import run_training
+
+    overrides = {
+        "data.source": "builtin:digits",
+        "model.family": "cnn",
+        "split.folds": 2,
+        "training.epochs": 1,
+        "seed": 0,
+    }
+    return run_training(apply_overrides(Config(), overrides))
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_table_export_matches_mlflow_model(logged_model, tmp_path, fmt):
+    needs_onnx(fmt)
+    raw = raw_rows(logged_model["result"])
+    out = tmp_path / f"model.{'pt' if fmt == 'torchscript' else 'onnx'}"
+    info = serving.export_model(
+        logged_model["model_uri"], fmt, str(out), logged_model["tracking_uri"]
+    )
+    assert info["model"] == str(out) and out.is_file()
+
+    mlflow_model = serving.load_pyfunc(logged_model["model_uri"], logged_model["tracking_uri"])
+    predictor = mlflow_model.unwrap_python_model().predictor
+    expected = mlflow_model.predict(raw).filter(like="proba_").to_numpy()
+    x = predictor.preprocessor.transform(raw)  # one batch size at export, another here
+    got = run_exported(fmt, str(out), x)
+    np.testing.assert_allclose(got, expected, atol=TOL)
+
+    params = json.loads((tmp_path / f"{out.name}.preprocessing.json").read_text())
+    assert params["modality"] == "table" and params["class_names"] == ["no", "yes"]
+    assert params["columns"] == ["x1", "x2", "color"] and params["input_shape"] == [x.shape[1]]
+    assert set(params["categories"]["color"]) == {"blue", "green", "red"}
+    # the JSON alone reproduces the numeric part of the preprocessing
+    filled = raw["x1"].fillna(params["numeric_impute"]["x1"]).to_numpy()
+    scaled = (filled - params["numeric_scaling"]["offset"]["x1"]) / params["numeric_scaling"][
+        "scale"
+    ]["x1"]
+    column = params["feature_names_out"].index("x1")
+    np.testing.assert_allclose(x[:, column], scaled, atol=TOL)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_image_export_matches_predictor(tmp_path, fmt):
+    needs_onnx(fmt)
+    result = _image_predictor()
+    predictor = result.predictor
+    images = np.asarray(result.run.test.X[:5], dtype=np.float32)
+    out = tmp_path / "cnn.bin"
+    info = export_predictor(predictor, fmt, str(out))
+    x = predictor.preprocessor.transform(images)
+    got = run_exported(fmt, str(out), x)
+    np.testing.assert_allclose(got, predictor.predict_output(images), atol=TOL)
+
+    params = json.loads(open(info["preprocessing"]).read())
+    assert params["raw_shape"] == [8, 8, 1] and params["input_shape"] == [1, 8, 8]
+    assert params["class_names"] == [str(i) for i in range(10)]
+    rebuilt = ((images - np.float32(params["offset"])) / np.float32(params["scale"])).transpose(
+        0, 3, 1, 2
+    )
+    np.testing.assert_allclose(rebuilt, x, atol=TOL)
+
+
+def test_unknown_format_is_refused(logged_model, tmp_path):
+    with pytest.raises(ConfigError, match="export format must be one of torchscript, onnx"):
+        serving.export_model(
+            logged_model["model_uri"], "tflite", str(tmp_path / "m"), logged_model["tracking_uri"]
+        )
