@@ -277,6 +277,57 @@ def ui(tracking_uri, host, port) -> None:
 
 
 @main.command()
+@click.option("--model", "model_uri", required=True,
+              help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.")
+@click.option("--data", "data_path", required=True,
+              help="Raw input in the training format: CSV/Parquet, NPZ or an image folder.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write predictions as CSV.")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
+@handle_errors
+def predict(model_uri, data_path, output, tracking_uri) -> None:
+    """Batch prediction: labels and class probabilities, or values for regression."""
+    from orchestrator.serving import predict_file
+
+    frame = predict_file(model_uri, data_path, output, tracking_uri)
+    if output:
+        click.echo(f"wrote {len(frame)} predictions to {output}")
+    else:
+        click.echo(frame.to_csv(index=False), nl=False)
+
+
+@main.command()
+@click.option("--model", "model_uri", required=True,
+              help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind (loopback unless told otherwise).")
+@click.option("--port", default=5001, show_default=True, type=int)
+@click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
+@handle_errors
+def serve(model_uri, host, port, tracking_uri) -> None:
+    """Serve a model over REST (MLflow scoring server: /invocations, /ping, /version)."""
+    from orchestrator.serving import serve as serve_model
+
+    click.echo(f"serving {model_uri} on http://{host}:{port}/invocations")
+    serve_model(model_uri, host, port, tracking_uri)
+
+
+@main.command()
+@click.option("--model", "model_uri", required=True,
+              help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.")
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), required=True)
+@click.option("--output", required=True, type=click.Path(dir_okay=False),
+              help="Path of the exported network; its preprocessing goes beside it as JSON.")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
+@handle_errors
+def export(model_uri, fmt, output, tracking_uri) -> None:
+    """Export the network as a standalone TorchScript or ONNX file plus preprocessing JSON."""
+    from orchestrator.serving import export_model
+
+    info = export_model(model_uri, fmt, output, tracking_uri)
+    click.echo(json.dumps(_finite(info), indent=2, default=_json_default))
+
+
+@main.command()
 def datasets() -> None:
     """List the built-in data sets (those that ship with scikit-learn)."""
     from data import list_builtin
