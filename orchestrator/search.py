@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class TrialSummary:
     epochs: int
     error: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    index: int = 0  # creation order within the search
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -352,13 +354,16 @@ def _tune(config, run, parsed, name, exp_dir, resume, address, callbacks, on_tri
         )
     grid = tuner.fit()
     trials = [summarize(result, config.training.epochs) for result in grid]
-    return sorted(trials, key=lambda t: t.trial_id)
+    return sorted(trials, key=lambda t: t.index)
 
 
 def summarize(result, max_epochs: int) -> TrialSummary:
     """One Ray Tune result as a trial row: config overrides, CV metrics, status, error."""
     metrics = dict(result.metrics or {})
     trial_id = str(metrics.get("trial_id") or Path(result.path).name)
+    # the trial folder is "<trainable>_<trial id>_<creation index>_<params>_<date>"
+    found = re.search(rf"{re.escape(trial_id)}_(\d+)_", Path(result.path).name)
+    index = int(found.group(1)) if found else 0
     config = decode_point(dict(result.config or {}))
     cv: dict[str, dict[str, Any]] = {}
     for key, value in metrics.items():
@@ -383,7 +388,7 @@ def summarize(result, max_epochs: int) -> TrialSummary:
         status, error = "STOPPED", None
     else:
         status, error = "TERMINATED", None
-    return TrialSummary(trial_id, status, config, cv, epochs, error, metrics)
+    return TrialSummary(trial_id, status, config, cv, epochs, error, metrics, index)
 
 
 def _fold_order(key: str) -> tuple[int, str]:
