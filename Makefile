@@ -8,7 +8,7 @@ install:
 	$(PIP) install -q -e '.[dev]'
 
 demo: install
-	automl train --data builtin:digits --model cnn --json runs/demo.json
+	automl search --config examples/image_cnn.yaml --experiment demo --json runs/demo.json
 
 lint:
 	$(PYTHON) -m ruff check .
