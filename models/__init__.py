@@ -4,17 +4,20 @@ Knows nothing about Ray, MLflow or ``data/``; see ARCHITECTURE.md.
 """
 
 from models.engine import TensorData, Trainer, output_size, predict, seed_everything
+from models.fused import FusedTrainer, fusion_blocker
 from models.metrics import compute_metrics, confusion_matrix, error_analysis, per_class_metrics
 from models.registry import FAMILIES, build_model
 
 __all__ = [
     "FAMILIES",
+    "FusedTrainer",
     "TensorData",
     "Trainer",
     "build_model",
     "compute_metrics",
     "confusion_matrix",
     "error_analysis",
+    "fusion_blocker",
     "output_size",
     "per_class_metrics",
     "predict",

@@ -287,7 +287,14 @@ class Trainer:
                     self.scheduler.step()
             loss_sum += loss.detach() * (stop - start)
             norm_sum += norm.detach()
-        train_loss = float(loss_sum) / len(data)
+        return self.record_epoch(float(loss_sum) / len(data), float(norm_sum) / len(bounds))
+
+    def record_epoch(self, train_loss: float, grad_norm: float) -> dict[str, float]:
+        """Close epoch ``self.epoch`` after its batches ran (here or in ``models.fused``).
+
+        Checks for divergence, measures ``es_loss``, steps the epoch scheduler, tracks the best
+        weights and early stopping, writes the checkpoint; returns the epoch's metrics.
+        """
         if not math.isfinite(train_loss):
             raise TrainingError(
                 f"loss diverged to {train_loss} at epoch {self.epoch}; lower "
@@ -297,7 +304,7 @@ class Trainer:
         metrics = {
             "epoch": self.epoch,
             "train_loss": train_loss,
-            "grad_norm": float(norm_sum) / len(bounds),
+            "grad_norm": grad_norm,
             "lr": float(self.optimizer.param_groups[0]["lr"]),
         }
         if self.es_data is not None:

@@ -277,10 +277,18 @@ def ui(tracking_uri, host, port) -> None:
 
 
 @main.command()
-@click.option("--model", "model_uri", required=True,
-              help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.")
-@click.option("--data", "data_path", required=True,
-              help="Raw input in the training format: CSV/Parquet, NPZ or an image folder.")
+@click.option(
+    "--model",
+    "model_uri",
+    required=True,
+    help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.",
+)
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    help="Raw input in the training format: CSV/Parquet, NPZ or an image folder.",
+)
 @click.option("--output", type=click.Path(dir_okay=False), help="Write predictions as CSV.")
 @click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
 @handle_errors
@@ -296,10 +304,18 @@ def predict(model_uri, data_path, output, tracking_uri) -> None:
 
 
 @main.command()
-@click.option("--model", "model_uri", required=True,
-              help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to bind (loopback unless told otherwise).")
+@click.option(
+    "--model",
+    "model_uri",
+    required=True,
+    help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind (loopback unless told otherwise).",
+)
 @click.option("--port", default=5001, show_default=True, type=int)
 @click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
 @handle_errors
@@ -312,11 +328,19 @@ def serve(model_uri, host, port, tracking_uri) -> None:
 
 
 @main.command()
-@click.option("--model", "model_uri", required=True,
-              help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.")
+@click.option(
+    "--model",
+    "model_uri",
+    required=True,
+    help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.",
+)
 @click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), required=True)
-@click.option("--output", required=True, type=click.Path(dir_okay=False),
-              help="Path of the exported network; its preprocessing goes beside it as JSON.")
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Path of the exported network; its preprocessing goes beside it as JSON.",
+)
 @click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
 @handle_errors
 def export(model_uri, fmt, output, tracking_uri) -> None:

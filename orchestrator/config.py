@@ -157,6 +157,7 @@ class TrainingConfig(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(None, ge=1)
     checkpoint_dir: str | None = None
+    fuse_folds: Literal["auto", "on", "off"] = "auto"
 
 
 # --------------------------------------------------------------------------- search / tracking

@@ -14,11 +14,24 @@ import numpy as np
 import torch
 
 from data import Dataset, TargetEncoder, fit_preprocessor, inner_split, make_folds
-from models import TensorData, Trainer, build_model, compute_metrics, output_size
+from models import (
+    FusedTrainer,
+    TensorData,
+    Trainer,
+    build_model,
+    compute_metrics,
+    fusion_blocker,
+    output_size,
+)
 from orchestrator.config import Config
 from orchestrator.errors import AutoMLError, TrainingError
 
 LOWER_IS_BETTER = {"loss", "log_loss", "mse", "rmse", "mae"}
+# Families whose k folds train as one stacked model under ``training.fuse_folds: auto``:
+# measured faster by benchmarks/fusion.py. "on" fuses every family that can be stacked;
+# recurrent families never can (vmap has no batching rule for nn.LSTM/nn.GRU).
+FUSED_WHEN_AUTO = ("fnn",)
+FUSED_WHEN_ON = ("fnn", "cnn")
 
 
 def main_metric(task: str) -> str:
@@ -175,6 +188,7 @@ class CrossValidation:
         self.result: CVResult | None = None
         self.folds: list[FittedFold] = []
         self.splits: list[tuple[np.ndarray, np.ndarray]] = []
+        self.fused: FusedTrainer | None = None
 
     @property
     def class_names(self) -> list[str] | None:
@@ -192,20 +206,27 @@ class CrossValidation:
             for i, (tr, va) in enumerate(splits)
         ]
         self.folds, self.splits = folds, splits
+        self.fused = self._fuse(folds)
         n_classes = folds[0].target.n_classes_ if task == "classification" else None
         last_val: list[dict[str, float] | None] = [None] * len(folds)
         last_train: list[dict[str, float]] = [{} for _ in folds]
         history: list[dict[str, float]] = []
         for epoch in range(1, config.training.epochs + 1):
+            trained = self._train_fused(epoch) if self.fused is not None else None
             for i, fold in enumerate(folds):
-                if fold.trainer.stopped:
+                if trained is not None:
+                    if trained[i] is None:
+                        continue
+                    last_train[i] = trained[i]
+                elif fold.trainer.stopped:
                     continue
-                try:
-                    last_train[i] = fold.trainer.train_epoch()
-                except AutoMLError:
-                    raise
-                except RuntimeError as err:  # e.g. shape errors deep inside torch
-                    raise TrainingError(f"fold {i + 1} failed at epoch {epoch}: {err}") from err
+                else:
+                    try:
+                        last_train[i] = fold.trainer.train_epoch()
+                    except AutoMLError:
+                        raise
+                    except RuntimeError as err:  # e.g. shape errors deep inside torch
+                        raise TrainingError(f"fold {i + 1} failed at epoch {epoch}: {err}") from err
                 if fold.trainer.stopped:
                     fold.trainer.finish()
                 last_val[i] = evaluate(fold, task, n_classes)
@@ -217,6 +238,23 @@ class CrossValidation:
                 yield report
                 return
             yield report
+
+    def _fuse(self, folds: list[FittedFold]) -> FusedTrainer | None:
+        """A stacked trainer for the folds when ``training.fuse_folds`` and the family allow."""
+        mode = self.config.training.fuse_folds
+        families = {"auto": FUSED_WHEN_AUTO, "on": FUSED_WHEN_ON}.get(mode, ())
+        trainers = [f.trainer for f in folds]
+        if len(folds) < 2 or self.prepared.family not in families or fusion_blocker(trainers):
+            return None
+        return FusedTrainer(trainers)
+
+    def _train_fused(self, epoch: int) -> list[dict[str, float] | None]:
+        try:
+            return self.fused.train_epoch()
+        except AutoMLError:
+            raise
+        except RuntimeError as err:
+            raise TrainingError(f"the fused folds failed at epoch {epoch}: {err}") from err
 
     @staticmethod
     def _fold_mean(epoch: int, train: list[dict], val: list[dict | None]) -> dict[str, float]:

@@ -45,7 +45,11 @@ def test_interrupted_bayes_search_resumes(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         automl("search", "--config", "c.yaml", "--experiment", "res", "--storage", "rr"),
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     finished_before: list[str] = []
     deadline = time.time() + 240
@@ -65,7 +69,11 @@ def test_interrupted_bayes_search_resumes(tmp_path):
 
     out = subprocess.run(
         automl("search", "--resume", "res", "--storage", "rr", "--json", "res.json"),
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     import json

@@ -1,0 +1,210 @@
+"""B3 overhead: what a trial costs beyond its own training, and what MLflow logging adds.
+
+* Orchestration rate: our search over a near-empty trial (iris, 2 folds, 1 epoch, 8 units), with
+  MLflow on and off, and Ray Tune's raw rate with a function that reports once (reuse_actors on).
+  Rates are trials per second once Ray is up: over the whole search (workers' start-up included)
+  and steady-state (between the first and the last trial completion).
+* MLflow cost: B1's digits search with tracking on and off; the wall-time difference in core-seconds
+  per trial, as a percentage of a trial's time without tracking.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    CORES,
+    BenchContext,
+    alternate,
+    child_main,
+    digits_config,
+    goal,
+    median,
+    ratio,
+    run_child,
+    search_config,
+    timed_search,
+)
+
+DEFAULT_REPS = 2
+CONTENDERS = ["trivial_on", "trivial_off", "raw_tune", "digits_on", "digits_off"]
+
+
+def sizes(ctx: BenchContext) -> dict[str, int]:
+    return {"trials": 16 if ctx.quick else 40, "digits_epochs": 3 if ctx.quick else 20}
+
+
+def payload(ctx: BenchContext, who: str) -> dict[str, Any]:
+    folder = ctx.scratch(f"b3-{who}")
+    tracking = who.endswith("_on")
+    return {
+        "kind": who.rsplit("_", 1)[0] if who != "raw_tune" else "raw_tune",
+        **sizes(ctx),
+        "tracking": tracking,
+        "folder": str(folder),
+        "tracking_uri": ctx.tracking_uri(folder) if tracking else None,
+    }
+
+
+def per_trial_cost(on: dict, off: dict) -> float | None:
+    """Extra core-seconds per trial with tracking on (wall difference × concurrent trials)."""
+    if on["n_trials"] != off["n_trials"] or not on["n_trials"]:
+        return None
+    return (on["search_s"] - off["search_s"]) * min(CORES, on["n_trials"]) / on["n_trials"]
+
+
+def run(ctx: BenchContext) -> dict[str, Any]:
+    reps = ctx.repetitions(DEFAULT_REPS)
+    rows = []
+    for rep in range(reps):
+        row: dict[str, Any] = {"rep": rep, "order": alternate(rep, CONTENDERS)}
+        for who in row["order"]:
+            ctx.log(f"B3 rep {rep + 1}/{reps}: {who}")
+            row[who] = run_child("b3_overhead", payload(ctx, who), ctx.scratch(f"b3-{who}"))
+        for kind in ("raw_tune", "trivial_on", "trivial_off"):
+            row[f"{kind}_rate"] = ratio(row[kind]["n_trials"], row[kind]["search_s"])
+        row["trivial_mlflow_s_per_trial"] = per_trial_cost(row["trivial_on"], row["trivial_off"])
+        row["digits_mlflow_s_per_trial"] = per_trial_cost(row["digits_on"], row["digits_off"])
+        trial_s = row["digits_off"]["trial_time_mean_s"]
+        cost = row["digits_mlflow_s_per_trial"]
+        row["digits_mlflow_pct"] = None if cost is None else 100 * cost / trial_s
+        rows.append(row)
+
+    def med(key: str, field: str | None = None) -> float | None:
+        return median([r[key][field] if field else r[key] for r in rows])
+
+    figures = {
+        "trials": sizes(ctx)["trials"],
+        "ours_tracking_on_trials_per_s": med("trivial_on_rate"),
+        "ours_tracking_on_steady_trials_per_s": med("trivial_on", "steady_trials_per_s"),
+        "ours_tracking_off_trials_per_s": med("trivial_off_rate"),
+        "ours_tracking_off_steady_trials_per_s": med("trivial_off", "steady_trials_per_s"),
+        "raw_tune_trials_per_s": med("raw_tune_rate"),
+        "raw_tune_steady_trials_per_s": med("raw_tune", "steady_trials_per_s"),
+        "ray_init_s": med("trivial_on", "ray_init_s"),
+        "trivial_mlflow_s_per_trial": med("trivial_mlflow_s_per_trial"),
+        "digits_epochs": sizes(ctx)["digits_epochs"],
+        "digits_trial_time_s_tracking_off": med("digits_off", "trial_time_mean_s"),
+        "digits_trial_time_s_tracking_on": med("digits_on", "trial_time_mean_s"),
+        "digits_search_s_tracking_on": med("digits_on", "search_s"),
+        "digits_search_s_tracking_off": med("digits_off", "search_s"),
+        "digits_mlflow_s_per_trial": med("digits_mlflow_s_per_trial"),
+        "digits_mlflow_pct_of_trial": med("digits_mlflow_pct"),
+    }
+    return {
+        "title": "B3 overhead: trials per second once Ray is up, and MLflow's cost per trial",
+        "figures": figures,
+        "reps": rows,
+        "goals": [
+            goal(
+                "B3 trivial trials/s, tracking on (steady)",
+                figures["ours_tracking_on_steady_trials_per_s"],
+                ">=",
+                5.0,
+                "/s",
+            ),
+            goal(
+                "B3 MLflow logging, % of trial time (digits)",
+                figures["digits_mlflow_pct_of_trial"],
+                "<",
+                5.0,
+                "%",
+            ),
+        ],
+        "notes": [
+            "Trivial trial: iris, 2 folds, 1 epoch, hidden [8], a grid over the learning rate.",
+            "Rates: *_trials_per_s over the whole search once Ray is up (worker start-up "
+            "included); *_steady_* between the first and the last trial completion.",
+            "MLflow cost per trial = (wall on − wall off) × concurrent trials / trials, in "
+            "core-seconds; a trial's time is Tune's time_total_s without tracking (it ends at "
+            "the last report, so the trial's closing MLflow writes are not in it).",
+        ],
+    }
+
+
+def profile(ctx: BenchContext) -> dict[str, Any]:
+    """The trivial search with tracking on, and the digits trial, under cProfile."""
+    from benchmarks.profiling import profile_search
+
+    out = {}
+    for label, make in (
+        ("trivial", lambda uri: trivial_config(sizes(ctx)["trials"], True, uri)),
+        ("digits", lambda uri: digits_config(sizes(ctx)["digits_epochs"], True, uri)),
+    ):
+        folder = ctx.scratch(f"b3-profile-{label}")
+        out[label] = profile_search(make(ctx.tracking_uri(folder)).model_dump(), folder)
+    return out
+
+
+# --------------------------------------------------------------------------- child side
+def trivial_config(trials: int, tracking: bool, tracking_uri: str | None):
+    lrs = [round(1e-3 * (1 + i / trials), 8) for i in range(trials)]
+    return search_config(
+        {
+            "data.source": "builtin:iris",
+            "data.modality": "auto",
+            "split.folds": 2,
+            "training.epochs": 1,
+            "training.batch_size": 32,
+            "model.hidden_sizes": [8],
+            "search.space": {"training.optimizer.lr": {"grid": lrs}},
+            "tracking.enabled": tracking,
+            "tracking.tracking_uri": tracking_uri,
+        }
+    )
+
+
+def raw_tune(trials: int, folder: Path) -> dict[str, Any]:
+    """Ray Tune alone: a function trainable that reports once, actors reused."""
+    import ray
+    from ray import tune
+
+    from benchmarks.common import completion_clock, steady_rate
+
+    started = time.perf_counter()
+    ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray_init_s = time.perf_counter() - started
+
+    def trainable(config: dict[str, Any]) -> None:
+        tune.report({"score": config["i"]})
+
+    clock = completion_clock()
+    started = time.perf_counter()
+    grid = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        param_space={"i": tune.grid_search(list(range(trials)))},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(
+            storage_path=str(folder), name="raw", verbose=0, callbacks=[clock]
+        ),
+    ).fit()
+    search_s = time.perf_counter() - started
+    return {
+        "ray_init_s": ray_init_s,
+        "search_s": search_s,
+        "n_trials": len(grid),
+        "steady_trials_per_s": steady_rate(clock.times),
+    }
+
+
+def child(payload: dict[str, Any]) -> dict[str, Any]:
+    kind, folder = payload["kind"], Path(payload["folder"])
+    if kind == "raw_tune":
+        return raw_tune(int(payload["trials"]), folder / "ray_results")
+    if kind == "trivial":
+        config = trivial_config(
+            int(payload["trials"]), payload["tracking"], payload["tracking_uri"]
+        )
+    elif kind == "digits":
+        config = digits_config(
+            int(payload["digits_epochs"]), payload["tracking"], payload["tracking_uri"]
+        )
+    else:
+        raise ValueError(f"unknown child kind {kind!r}")
+    return timed_search(config, folder / "ray_results", f"b3-{kind}")
+
+
+if __name__ == "__main__":
+    child_main(child)
