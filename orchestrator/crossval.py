@@ -23,6 +23,7 @@ from models import (
     fusion_blocker,
     output_size,
 )
+from models.metrics import LIGHT_METRICS, light_metrics
 from orchestrator.config import Config
 from orchestrator.errors import AutoMLError, TrainingError
 
@@ -168,13 +169,27 @@ def predict_tensors(trainer: Trainer, data: TensorData) -> np.ndarray:
     return trainer.predict(data.x, data.lengths)
 
 
-def evaluate(fold: FittedFold, task: str, n_classes: int | None) -> dict[str, float]:
-    """Validation metrics of a fold in the target's own units, plus the training loss."""
+def evaluate(
+    fold: FittedFold, task: str, n_classes: int | None, full: bool = True
+) -> dict[str, float]:
+    """Validation metrics of a fold in the target's own units, plus the training loss.
+
+    ``full=False`` computes only the cheap every-epoch subset (accuracy and log loss, or the
+    regression errors); the complete set is computed when a fold ends.
+    """
     output = predict_tensors(fold.trainer, fold.val)
+    if not np.all(np.isfinite(output)):
+        raise TrainingError(
+            f"the predictions became non-finite at epoch {fold.trainer.epoch}: the training "
+            f"diverged; lower training.optimizer.lr or set training.grad_clip"
+        )
     y = fold.val.y.numpy()
     if task == "regression":
         output, y = fold.target.inverse_transform(output), fold.target.inverse_transform(y)
-    metrics = compute_metrics(task, y, output, n_classes)
+    if full:
+        metrics = compute_metrics(task, y, output, n_classes)
+    else:
+        metrics = light_metrics(task, y, output)
     metrics["loss"] = fold.trainer.evaluate_loss(fold.val)
     return metrics
 
@@ -208,6 +223,9 @@ class CrossValidation:
         self.folds, self.splits = folds, splits
         self.fused = self._fuse(folds)
         n_classes = folds[0].target.n_classes_ if task == "classification" else None
+        # every epoch gets the cheap metrics, plus the search metric when it is not among them
+        watched = (config.search.metric or "").removeprefix("val_")
+        every_epoch_full = watched not in (*LIGHT_METRICS[task], "loss", "")
         last_val: list[dict[str, float] | None] = [None] * len(folds)
         last_train: list[dict[str, float]] = [{} for _ in folds]
         history: list[dict[str, float]] = []
@@ -229,7 +247,8 @@ class CrossValidation:
                         raise TrainingError(f"fold {i + 1} failed at epoch {epoch}: {err}") from err
                 if fold.trainer.stopped:
                     fold.trainer.finish()
-                last_val[i] = evaluate(fold, task, n_classes)
+                full = every_epoch_full or fold.trainer.stopped
+                last_val[i] = evaluate(fold, task, n_classes, full=full)
             report = self._fold_mean(epoch, last_train, last_val)
             history.append(report)
             if all(f.trainer.stopped for f in folds):
@@ -263,8 +282,10 @@ class CrossValidation:
             values = [t[key] for t in train if t.get(key) is not None]
             if values:
                 report[key] = float(np.mean(values))
-        for name in val[0]:
-            values = np.array([v[name] for v in val if v is not None], dtype=float)
+        scored = [v for v in val if v is not None]
+        names = [n for n in scored[0] if all(n in v for v in scored)]
+        for name in names:
+            values = np.array([v[name] for v in scored], dtype=float)
             report[f"val_{name}"] = (
                 float(np.nanmean(values)) if not np.all(np.isnan(values)) else float("nan")
             )

@@ -241,6 +241,8 @@ def run_search(
             on_trial,
             tracker.ids if tracker else None,
         )
+        if tracker is not None:
+            tracker.close_open_trials({t.trial_id: (t.status, t.error) for t in trials})
         expected = expected_trials(parsed, search.algorithm, search.num_samples)
         if len(trials) < expected:
             raise SearchInterrupted(

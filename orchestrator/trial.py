@@ -53,6 +53,8 @@ def run_trial(
                 raise TrainingError(f"{metric} became {value} at epoch {int(metrics['epoch'])}")
             if tracker is not None:
                 tracker.log_epoch(metrics, int(metrics["epoch"]))
+                if cv.result is not None:
+                    # the last epoch: end the run before reporting, because a scheduler whose
+                    # max_t is this epoch stops the trial inside tune.report
+                    tracker.finish(cv.result, prepared.task, cv.class_names, cleaning, metric)
             tune.report(metrics)
-        if tracker is not None:
-            tracker.finish(cv.result, prepared.task, cv.class_names, cleaning, metric)

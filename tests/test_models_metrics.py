@@ -105,3 +105,20 @@ def test_error_analysis_regression() -> None:
     assert list(frame.columns) == ["index", "true", "predicted", "abs_error"]
     assert frame["index"].tolist() == [1, 2]
     assert frame["abs_error"].tolist() == pytest.approx([2.0, 0.5])
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_light_metrics_agree_with_scikit_learn(task):
+    from models.metrics import light_metrics
+
+    rng = np.random.default_rng(3)
+    if task == "classification":
+        y = rng.integers(0, 3, size=50)
+        out = rng.dirichlet(np.ones(3), size=50)
+    else:
+        y = rng.normal(size=50)
+        out = y + rng.normal(scale=0.3, size=50)
+    light = light_metrics(task, y, out)
+    full = compute_metrics(task, y, out, 3 if task == "classification" else None)
+    for name, value in light.items():
+        assert value == pytest.approx(full[name], rel=1e-9, abs=1e-12), name

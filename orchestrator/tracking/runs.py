@@ -139,6 +139,35 @@ class SearchTracker:
     def set_tags(self, tags: dict[str, Any]) -> None:
         set_tags(self.client, self.parent_run_id, tags)
 
+    def close_open_trials(self, outcome: dict[str, tuple[str, str | None]]) -> int:
+        """End trial runs that a worker left RUNNING (Ray may stop a trial thread mid-log).
+
+        ``outcome`` maps trial id to Tune's view: ``(status, error)`` with status TERMINATED,
+        STOPPED or ERROR. Returns how many runs were closed.
+        """
+        open_runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}' "
+            f"and attributes.status = 'RUNNING'",
+        )
+        closed = 0
+        for run in open_runs:
+            trial_id = run.data.tags.get(TAG_TRIAL)
+            if trial_id is None:
+                continue
+            status, error = outcome.get(trial_id, ("KILLED", "the trial never reported back"))
+            label = {"TERMINATED": "COMPLETED", "STOPPED": "STOPPED"}.get(status, status)
+            tags = {TAG_STATUS: label}
+            if error:
+                tags[TAG_ERROR] = one_line(error, 1000)
+            set_tags(self.client, run.info.run_id, tags)
+            mlflow_status = (
+                "FAILED" if status == "ERROR" else ("KILLED" if status == "KILLED" else "FINISHED")
+            )
+            self.client.set_terminated(run.info.run_id, mlflow_status)
+            closed += 1
+        return closed
+
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
         """End the parent run (idempotent); ``status`` is FINISHED, FAILED or KILLED."""
         if self._ended or self.parent_run_id is None:
