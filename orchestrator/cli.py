@@ -35,6 +35,16 @@ def handle_errors(func: Callable) -> Callable:
     return wrapper
 
 
+TRACKING_URI_HELP = "MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)."
+tracking_uri_option = click.option("--tracking-uri", help=TRACKING_URI_HELP)
+model_uri_option = click.option(
+    "--model",
+    "model_uri",
+    required=True,
+    help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.",
+)
+
+
 def run_options(func: Callable) -> Callable:
     """Options shared by ``train`` and ``search``; they mirror the MLproject parameters."""
     options = [
@@ -85,10 +95,7 @@ def run_options(func: Callable) -> Callable:
             type=click.Path(dir_okay=False),
             help="Write the results as JSON to this path.",
         ),
-        click.option(
-            "--tracking-uri",
-            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db).",
-        ),
+        tracking_uri_option,
         click.option("--no-tracking", is_flag=True, default=None, help="Do not log to MLflow."),
         click.option("--experiment", help="MLflow experiment (and, for a search, its name)."),
     ]
@@ -223,7 +230,7 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
 
 @main.command()
 @click.option("--experiment", help="Only this experiment (search name).")
-@click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
+@tracking_uri_option
 @handle_errors
 def runs(experiment, tracking_uri) -> None:
     """Table of searches and their trials, read back from MLflow."""
@@ -235,7 +242,7 @@ def runs(experiment, tracking_uri) -> None:
 
 @main.command()
 @click.option("--experiment", required=True, help="Experiment (search name).")
-@click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
+@tracking_uri_option
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write JSON.")
 @handle_errors
 def best(experiment, tracking_uri, json_path) -> None:
@@ -249,7 +256,7 @@ def best(experiment, tracking_uri, json_path) -> None:
 
 
 @main.command()
-@click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
+@tracking_uri_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @handle_errors
@@ -277,12 +284,7 @@ def ui(tracking_uri, host, port) -> None:
 
 
 @main.command()
-@click.option(
-    "--model",
-    "model_uri",
-    required=True,
-    help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.",
-)
+@model_uri_option
 @click.option(
     "--data",
     "data_path",
@@ -290,7 +292,7 @@ def ui(tracking_uri, host, port) -> None:
     help="Raw input in the training format: CSV/Parquet, NPZ or an image folder.",
 )
 @click.option("--output", type=click.Path(dir_okay=False), help="Write predictions as CSV.")
-@click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
+@tracking_uri_option
 @handle_errors
 def predict(model_uri, data_path, output, tracking_uri) -> None:
     """Batch prediction: labels and class probabilities, or values for regression."""
@@ -304,12 +306,7 @@ def predict(model_uri, data_path, output, tracking_uri) -> None:
 
 
 @main.command()
-@click.option(
-    "--model",
-    "model_uri",
-    required=True,
-    help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.",
-)
+@model_uri_option
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -317,7 +314,7 @@ def predict(model_uri, data_path, output, tracking_uri) -> None:
     help="Interface to bind (loopback unless told otherwise).",
 )
 @click.option("--port", default=5001, show_default=True, type=int)
-@click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
+@tracking_uri_option
 @handle_errors
 def serve(model_uri, host, port, tracking_uri) -> None:
     """Serve a model over REST (MLflow scoring server: /invocations, /ping, /version)."""
@@ -328,12 +325,7 @@ def serve(model_uri, host, port, tracking_uri) -> None:
 
 
 @main.command()
-@click.option(
-    "--model",
-    "model_uri",
-    required=True,
-    help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.",
-)
+@model_uri_option
 @click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), required=True)
 @click.option(
     "--output",
@@ -341,7 +333,7 @@ def serve(model_uri, host, port, tracking_uri) -> None:
     type=click.Path(dir_okay=False),
     help="Path of the exported network; its preprocessing goes beside it as JSON.",
 )
-@click.option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db).")
+@tracking_uri_option
 @handle_errors
 def export(model_uri, fmt, output, tracking_uri) -> None:
     """Export the network as a standalone TorchScript or ONNX file plus preprocessing JSON."""
