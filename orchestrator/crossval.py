@@ -7,8 +7,10 @@ like with like. A fold that stopped early contributes the metrics of its restore
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -115,9 +117,18 @@ def fit_fold(
     config: Config,
     seed: int,
     early_stop: bool = True,
+    name: str = "refit",
 ) -> FittedFold:
-    """Fit preprocessing on ``train_idx`` only and set up a trainer; ``val_idx`` is transformed."""
+    """Fit preprocessing on ``train_idx`` only and set up a trainer; ``val_idx`` is transformed.
+
+    ``name`` (``fold1``, …, ``refit``) keeps each trainer's ``training.checkpoint_dir`` apart.
+    """
     task = prepared.task
+    training = config.training
+    if training.checkpoint_dir:
+        training = training.model_copy(
+            update={"checkpoint_dir": str(Path(training.checkpoint_dir) / name)}
+        )
     train = ds.subset(train_idx)
     target = TargetEncoder(task)
     if task == "classification":
@@ -154,7 +165,7 @@ def fit_fold(
 
     trainer = Trainer(
         model,
-        config.training,
+        training,
         task,
         tensors(fit_part),
         tensors(es_part) if es_part is not None else None,
@@ -197,9 +208,18 @@ def evaluate(
 class CrossValidation:
     """Iterate to train: one item of fold-mean metrics per epoch; ``result`` is set at the end."""
 
-    def __init__(self, prepared: PreparedData, config: Config) -> None:
+    def __init__(
+        self,
+        prepared: PreparedData,
+        config: Config,
+        resume_from: str | Path | None = None,
+        checkpointing: bool = False,
+    ) -> None:
         self.prepared = prepared
         self.config = config
+        self.resume_from = None if resume_from is None else Path(resume_from)
+        # per-fold optimizer state must be saved whole, so checkpointed CV trains unfused
+        self.checkpointing = checkpointing or self.resume_from is not None
         self.result: CVResult | None = None
         self.folds: list[FittedFold] = []
         self.splits: list[tuple[np.ndarray, np.ndarray]] = []
@@ -217,7 +237,9 @@ class CrossValidation:
         ds, task = prepared.dataset, prepared.task
         splits = make_folds(ds.y, task, config.split, config.seed, groups=prepared.groups)
         folds = [
-            fit_fold(ds, tr, va, prepared, config, fold_seed(config.seed, 1, i))
+            fit_fold(
+                ds, tr, va, prepared, config, fold_seed(config.seed, 1, i), name=f"fold{i + 1}"
+            )
             for i, (tr, va) in enumerate(splits)
         ]
         self.folds, self.splits = folds, splits
@@ -229,7 +251,12 @@ class CrossValidation:
         last_val: list[dict[str, float] | None] = [None] * len(folds)
         last_train: list[dict[str, float]] = [{} for _ in folds]
         history: list[dict[str, float]] = []
-        for epoch in range(1, config.training.epochs + 1):
+        first = 1
+        if self.resume_from is not None:
+            first, last_train, last_val, history = self._load_state(self.resume_from)
+        self._progress = (last_train, last_val, history)
+        for epoch in range(first, config.training.epochs + 1):
+            self._epoch = epoch
             trained = self._train_fused(epoch) if self.fused is not None else None
             for i, fold in enumerate(folds):
                 if trained is not None:
@@ -258,8 +285,33 @@ class CrossValidation:
                 return
             yield report
 
+    def save_state(self, folder: str | Path) -> None:
+        """Write every fold's training state and the CV progress (for a trial checkpoint)."""
+        folder = Path(folder)
+        for i, fold in enumerate(self.folds):
+            fold.trainer.save_checkpoint(folder / f"fold{i + 1}.pt")
+        last_train, last_val, history = self._progress
+        (folder / "cv_state.json").write_text(
+            json.dumps(
+                {
+                    "epoch": self._epoch,
+                    "last_train": last_train,
+                    "last_val": last_val,
+                    "history": history,
+                }
+            )
+        )
+
+    def _load_state(self, folder: Path) -> tuple[int, list, list, list]:
+        for i, fold in enumerate(self.folds):
+            fold.trainer.load_checkpoint(folder / f"fold{i + 1}.pt")
+        state = json.loads((folder / "cv_state.json").read_text())
+        return state["epoch"] + 1, state["last_train"], state["last_val"], state["history"]
+
     def _fuse(self, folds: list[FittedFold]) -> FusedTrainer | None:
         """A stacked trainer for the folds when ``training.fuse_folds`` and the family allow."""
+        if self.checkpointing:
+            return None
         mode = self.config.training.fuse_folds
         families = {"auto": FUSED_WHEN_AUTO, "on": FUSED_WHEN_ON}.get(mode, ())
         trainers = [f.trainer for f in folds]
@@ -326,6 +378,15 @@ def _flat_summary(result: CVResult) -> dict[str, float]:
     return flat
 
 
-def cross_validate(prepared: PreparedData, config: Config) -> CrossValidation:
-    """Cross-validate ``config`` on ``prepared``; iterate the result for per-epoch metrics."""
-    return CrossValidation(prepared, config)
+def cross_validate(
+    prepared: PreparedData,
+    config: Config,
+    resume_from: str | Path | None = None,
+    checkpointing: bool = False,
+) -> CrossValidation:
+    """Cross-validate ``config`` on ``prepared``; iterate the result for per-epoch metrics.
+
+    With ``checkpointing`` the caller may call ``save_state`` after each item; ``resume_from``
+    continues from such a folder at the next epoch.
+    """
+    return CrossValidation(prepared, config, resume_from, checkpointing)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import tempfile
 from typing import Any
 
 import torch
@@ -46,7 +47,11 @@ def run_trial(
         if tracker is not None:
             tracker.start(tune.get_context().get_trial_id(), config)
         metric = base_config.search.metric
-        cv = cross_validate(prepared, config)
+        # with retries allowed, every epoch is checkpointed and a retry resumes from the last one
+        checkpointing = base_config.search.max_failures > 0
+        restored = tune.get_checkpoint()
+        resume_dir = restored.to_directory() if restored is not None else None
+        cv = cross_validate(prepared, config, resume_dir, checkpointing)
         for metrics in cv:
             value = metrics.get(metric) if metric else None
             if value is not None and not math.isfinite(value):
@@ -57,4 +62,9 @@ def run_trial(
                     # the last epoch: end the run before reporting, because a scheduler whose
                     # max_t is this epoch stops the trial inside tune.report
                     tracker.finish(cv.result, prepared.task, cv.class_names, cleaning, metric)
-            tune.report(metrics)
+            if checkpointing:
+                with tempfile.TemporaryDirectory() as folder:
+                    cv.save_state(folder)
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            else:
+                tune.report(metrics)

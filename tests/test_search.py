@@ -3,7 +3,11 @@ failures, resume and concurrency."""
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
+from ray import tune
 
 from orchestrator.search import run_search
 from tests.conftest import tiny_config
@@ -179,3 +183,42 @@ def test_bayes_proposals_follow_the_results(tmp_path):
     told = sorted(t.value for t in state["_ot_study"].trials if t.state.name == "COMPLETE")
     reported = sorted(t.metrics["val_accuracy"] for t in iris.trials)
     assert told == pytest.approx(reported)
+
+
+class KillWorkerOnce(tune.Callback):
+    """A driver callback that kills the trial's worker process once, after epoch 3."""
+
+    killed = False
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if not self.killed and result.get("epoch") == 3:
+            self.killed = True
+            os.kill(result["pid"], signal.SIGKILL)
+
+
+def test_max_failures_retries_a_trial_from_its_last_checkpoint(tmp_path):
+    import json
+
+    config = tiny_config(
+        **{
+            "search.algorithm": "grid",
+            "search.max_failures": 2,
+            "training.epochs": 8,
+            "search.space": {"training.optimizer.lr": {"grid": [1e-2]}},
+        }
+    )
+    killer = KillWorkerOnce()
+    result = run_search(
+        config, name="retry", storage=str(tmp_path), refit=False, callbacks=[killer]
+    )
+    (trial,) = result.trials
+    assert killer.killed
+    assert trial.status == "TERMINATED" and trial.epochs == 8
+    # restored: Ray counts the iterations since the restore apart from the total
+    assert trial.metrics["iterations_since_restore"] < trial.metrics["training_iteration"]
+    # the reports of the trial: epochs 1-3 before the kill, then the retry goes on from the
+    # last checkpoint (epoch 3 or 4), never from epoch 1
+    (progress,) = list((tmp_path / "retry").glob("*/result.json"))
+    epochs = [json.loads(line)["epoch"] for line in progress.read_text().splitlines() if line]
+    assert epochs.count(1) == 1
+    assert epochs[-1] == 8 and set(epochs) == set(range(1, 9))
