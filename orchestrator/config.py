@@ -182,6 +182,9 @@ class TrackingConfig(Section):
     tracking_uri: str | None = None
     experiment: str | None = None
     registered_model: str | None = None
+    trial_figures: bool = Field(
+        True, description="PNG figures per trial (confusion matrix, ROC, learning curves)"
+    )
 
 
 class Config(Section):

@@ -61,7 +61,14 @@ def run_trial(
                 if cv.result is not None:
                     # the last epoch: end the run before reporting, because a scheduler whose
                     # max_t is this epoch stops the trial inside tune.report
-                    tracker.finish(cv.result, prepared.task, cv.class_names, cleaning, metric)
+                    tracker.finish(
+                        cv.result,
+                        prepared.task,
+                        cv.class_names,
+                        cleaning,
+                        metric,
+                        figures=config.tracking.trial_figures,
+                    )
             if checkpointing:
                 with tempfile.TemporaryDirectory() as folder:
                     cv.save_state(folder)

@@ -53,3 +53,26 @@ def test_learning_curves_figure():
     assert [line.get_label() for line in loss_ax.lines] == ["train_loss", "val_loss"]
     assert list(metric_ax.lines[0].get_ydata()) == pytest.approx([0.6, 0.7, 0.8])
     _close(fig)
+
+
+@pytest.mark.parametrize("figures", [True, False], ids=["with-figures", "tables-only"])
+def test_cv_artifacts_with_and_without_figures(tmp_path, figures):
+    from orchestrator.crossval import CVResult
+    from orchestrator.tracking.artifacts import write_cv_artifacts
+
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(3), size=30)
+    cv = CVResult(
+        per_fold=[{"accuracy": 0.5}, {"accuracy": 0.7}],
+        best_epochs=[2, 3],
+        oof_output=proba,
+        oof_true=rng.integers(0, 3, size=30),
+        history=[{"epoch": 1.0, "train_loss": 1.0, "val_loss": 1.1, "val_accuracy": 0.4}],
+    )
+    write_cv_artifacts(tmp_path, cv, "classification", ["a", "b", "c"], figures=figures)
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {"confusion_matrix.csv", "error_analysis.csv", "cv_summary.json"} <= written
+    pngs = {"confusion_matrix.png", "roc_curve.png", "learning_curves.png"}
+    assert (pngs <= written) if figures else not (pngs & written)
+    if figures:
+        assert (tmp_path / "roc_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -28,12 +28,7 @@ def cv_metrics(cv: CVResult) -> dict[str, float]:
 
 
 def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    try:
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
+    fig.savefig(path, dpi=100)
 
 
 def confusion_frame(cm: np.ndarray, class_names: list[str]) -> pd.DataFrame:
@@ -42,11 +37,14 @@ def confusion_frame(cm: np.ndarray, class_names: list[str]) -> pd.DataFrame:
     return frame
 
 
-def write_confusion(folder: Path, cm: np.ndarray, class_names: list[str], stem: str) -> None:
+def write_confusion(
+    folder: Path, cm: np.ndarray, class_names: list[str], stem: str, figure: bool = True
+) -> None:
     from orchestrator.plots import confusion_matrix_figure
 
     confusion_frame(cm, class_names).to_csv(folder / f"{stem}.csv")
-    _save(confusion_matrix_figure(cm, class_names), folder / f"{stem}.png")
+    if figure:
+        _save(confusion_matrix_figure(cm, class_names), folder / f"{stem}.png")
 
 
 def write_cv_artifacts(
@@ -56,8 +54,13 @@ def write_cv_artifacts(
     class_names: list[str] | None,
     cleaning: Any = None,
     metric: str | None = None,
+    figures: bool = True,
 ) -> None:
-    """Out-of-fold confusion matrix, ROC, learning curves, error analysis, cleaning report."""
+    """Out-of-fold confusion matrix, ROC, learning curves, error analysis, cleaning report.
+
+    ``figures=False`` keeps the tables and drops the PNGs, which are most of a trivial trial's
+    tracking cost (``tracking.trial_figures``).
+    """
     from models import confusion_matrix, error_analysis
     from orchestrator.plots import learning_curves_figure, roc_curve_figure
 
@@ -72,12 +75,12 @@ def write_cv_artifacts(
             if class_names and len(class_names) == k
             else [str(i) for i in range(k)]
         )
-        write_confusion(
-            folder, confusion_matrix(y, output.argmax(axis=1), k), names, "confusion_matrix"
-        )
-        _save(roc_curve_figure(y, output, names), folder / "roc_curve.png")
+        cm = confusion_matrix(y, output.argmax(axis=1), k)
+        write_confusion(folder, cm, names, "confusion_matrix", figure=figures)
+        if figures:
+            _save(roc_curve_figure(y, output, names), folder / "roc_curve.png")
     metric = metric or ("val_accuracy" if task == "classification" else "val_r2")
-    if cv.history:
+    if cv.history and figures:
         _save(learning_curves_figure(cv.history, metric), folder / "learning_curves.png")
     error_analysis(task, y, output, class_names=names).to_csv(
         folder / "error_analysis.csv", index=False

@@ -292,6 +292,7 @@ class TrialTracker:
         class_names: list[str] | None = None,
         cleaning: Any = None,
         metric: str | None = None,
+        figures: bool = True,
     ) -> None:
         """Final CV metrics and the trial's figures and tables; ends the run FINISHED."""
         if self._ended or self.run_id is None:
@@ -300,7 +301,7 @@ class TrialTracker:
             self.flush()
             log_metrics(self.client, self.run_id, cv_metrics(cv))
             with tempfile.TemporaryDirectory() as tmp:
-                write_cv_artifacts(Path(tmp), cv, task, class_names, cleaning, metric)
+                write_cv_artifacts(Path(tmp), cv, task, class_names, cleaning, metric, figures)
                 self.client.log_artifacts(self.run_id, tmp)
         except BaseException as err:
             self.fail(f"logging the trial's results failed: {type(err).__name__}: {err}")
