@@ -27,9 +27,19 @@ from benchmarks.common import (
     search_config,
     timed_search,
 )
+from orchestrator.config import apply_overrides
 
 DEFAULT_REPS = 2
-CONTENDERS = ["trivial_on", "trivial_off", "raw_tune", "digits_on", "digits_off"]
+# *_tables: tracking on with tracking.trial_figures off (metrics and CSV tables, no PNGs)
+CONTENDERS = [
+    "trivial_on",
+    "trivial_tables",
+    "trivial_off",
+    "raw_tune",
+    "digits_on",
+    "digits_tables",
+    "digits_off",
+]
 
 
 def sizes(ctx: BenchContext) -> dict[str, int]:
@@ -38,11 +48,12 @@ def sizes(ctx: BenchContext) -> dict[str, int]:
 
 def payload(ctx: BenchContext, who: str) -> dict[str, Any]:
     folder = ctx.scratch(f"b3-{who}")
-    tracking = who.endswith("_on")
+    tracking = who.endswith(("_on", "_tables"))
     return {
         "kind": who.rsplit("_", 1)[0] if who != "raw_tune" else "raw_tune",
         **sizes(ctx),
         "tracking": tracking,
+        "figures": not who.endswith("_tables"),
         "folder": str(folder),
         "tracking_uri": ctx.tracking_uri(folder) if tracking else None,
     }
@@ -63,13 +74,17 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         for who in row["order"]:
             ctx.log(f"B3 rep {rep + 1}/{reps}: {who}")
             row[who] = run_child("b3_overhead", payload(ctx, who), ctx.scratch(f"b3-{who}"))
-        for kind in ("raw_tune", "trivial_on", "trivial_off"):
+        for kind in ("raw_tune", "trivial_on", "trivial_tables", "trivial_off"):
             row[f"{kind}_rate"] = ratio(row[kind]["n_trials"], row[kind]["search_s"])
-        row["trivial_mlflow_s_per_trial"] = per_trial_cost(row["trivial_on"], row["trivial_off"])
-        row["digits_mlflow_s_per_trial"] = per_trial_cost(row["digits_on"], row["digits_off"])
         trial_s = row["digits_off"]["trial_time_mean_s"]
-        cost = row["digits_mlflow_s_per_trial"]
-        row["digits_mlflow_pct"] = None if cost is None else 100 * cost / trial_s
+        for suffix in ("", "_tables"):
+            on = "_tables" if suffix else "_on"
+            row[f"trivial_mlflow{suffix}_s_per_trial"] = per_trial_cost(
+                row[f"trivial{on}"], row["trivial_off"]
+            )
+            cost = per_trial_cost(row[f"digits{on}"], row["digits_off"])
+            row[f"digits_mlflow{suffix}_s_per_trial"] = cost
+            row[f"digits_mlflow{suffix}_pct"] = None if cost is None else 100 * cost / trial_s
         rows.append(row)
 
     def med(key: str, field: str | None = None) -> float | None:
@@ -79,6 +94,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         "trials": sizes(ctx)["trials"],
         "ours_tracking_on_trials_per_s": med("trivial_on_rate"),
         "ours_tracking_on_steady_trials_per_s": med("trivial_on", "steady_trials_per_s"),
+        "ours_tracking_tables_steady_trials_per_s": med("trivial_tables", "steady_trials_per_s"),
         "ours_tracking_off_trials_per_s": med("trivial_off_rate"),
         "ours_tracking_off_steady_trials_per_s": med("trivial_off", "steady_trials_per_s"),
         "raw_tune_trials_per_s": med("raw_tune_rate"),
@@ -92,6 +108,9 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         "digits_search_s_tracking_off": med("digits_off", "search_s"),
         "digits_mlflow_s_per_trial": med("digits_mlflow_s_per_trial"),
         "digits_mlflow_pct_of_trial": med("digits_mlflow_pct"),
+        "trivial_mlflow_tables_s_per_trial": med("trivial_mlflow_tables_s_per_trial"),
+        "digits_mlflow_tables_s_per_trial": med("digits_mlflow_tables_s_per_trial"),
+        "digits_mlflow_tables_pct_of_trial": med("digits_mlflow_tables_pct"),
     }
     return {
         "title": "B3 overhead: trials per second once Ray is up, and MLflow's cost per trial",
@@ -108,6 +127,20 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             goal(
                 "B3 MLflow logging, % of trial time (digits)",
                 figures["digits_mlflow_pct_of_trial"],
+                "<",
+                5.0,
+                "%",
+            ),
+            goal(
+                "B3 trivial trials/s, tracking on, trial_figures off (steady)",
+                figures["ours_tracking_tables_steady_trials_per_s"],
+                ">=",
+                5.0,
+                "/s",
+            ),
+            goal(
+                "B3 MLflow logging without figures, % of trial time (digits)",
+                figures["digits_mlflow_tables_pct_of_trial"],
                 "<",
                 5.0,
                 "%",
@@ -139,7 +172,7 @@ def profile(ctx: BenchContext) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- child side
-def trivial_config(trials: int, tracking: bool, tracking_uri: str | None):
+def trivial_config(trials: int, tracking: bool, tracking_uri: str | None, figures: bool = True):
     lrs = [round(1e-3 * (1 + i / trials), 8) for i in range(trials)]
     return search_config(
         {
@@ -152,6 +185,7 @@ def trivial_config(trials: int, tracking: bool, tracking_uri: str | None):
             "search.space": {"training.optimizer.lr": {"grid": lrs}},
             "tracking.enabled": tracking,
             "tracking.tracking_uri": tracking_uri,
+            "tracking.trial_figures": figures,
         }
     )
 
@@ -195,12 +229,16 @@ def child(payload: dict[str, Any]) -> dict[str, Any]:
         return raw_tune(int(payload["trials"]), folder / "ray_results")
     if kind == "trivial":
         config = trivial_config(
-            int(payload["trials"]), payload["tracking"], payload["tracking_uri"]
+            int(payload["trials"]),
+            payload["tracking"],
+            payload["tracking_uri"],
+            payload.get("figures", True),
         )
     elif kind == "digits":
         config = digits_config(
             int(payload["digits_epochs"]), payload["tracking"], payload["tracking_uri"]
         )
+        config = apply_overrides(config, {"tracking.trial_figures": payload.get("figures", True)})
     else:
         raise ValueError(f"unknown child kind {kind!r}")
     return timed_search(config, folder / "ray_results", f"b3-{kind}")
