@@ -23,4 +23,4 @@ test: install lint
 
 bench: install
 	$(PIP) install -q -e '.[dev,bench]'
-	$(PYTHON) -m benchmarks.run
+	$(PYTHON) -m benchmarks.run --out benchmarks/results
