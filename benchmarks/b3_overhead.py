@@ -43,7 +43,7 @@ CONTENDERS = [
 
 
 def sizes(ctx: BenchContext) -> dict[str, int]:
-    return {"trials": 16 if ctx.quick else 40, "digits_epochs": 3 if ctx.quick else 20}
+    return {"trials": 8 if ctx.quick else 40, "digits_epochs": 3 if ctx.quick else 20}
 
 
 def payload(ctx: BenchContext, who: str) -> dict[str, Any]:
