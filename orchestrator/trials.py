@@ -1,0 +1,144 @@
+"""Trial rows of a search: Ray Tune results summarised as config, CV metrics, status and error.
+
+Also the driver callback that reports each finished trial, and the choice of the best trial.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from orchestrator.config import Config
+from orchestrator.space import decode_point
+
+
+@dataclass
+class TrialSummary:
+    trial_id: str
+    status: str  # TERMINATED, STOPPED (early, by the scheduler) or ERROR
+    config: dict[str, Any]
+    cv: dict[str, dict[str, Any]]
+    epochs: int
+    error: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    index: int = 0  # creation order within the search
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trial_id": self.trial_id,
+            "status": self.status,
+            "config": self.config,
+            "cv": self.cv,
+            "epochs": self.epochs,
+            "error": self.error,
+        }
+
+
+def summarize(result, max_epochs: int) -> TrialSummary:
+    """One Ray Tune result as a trial row: config overrides, CV metrics, status, error."""
+    metrics = dict(result.metrics or {})
+    trial_id = str(metrics.get("trial_id") or Path(result.path).name)
+    # the trial folder is "<trainable>_<trial id>_<creation index>_<params>_<date>"
+    found = re.search(rf"{re.escape(trial_id)}_(\d+)_", Path(result.path).name)
+    index = int(found.group(1)) if found else 0
+    config = decode_point(dict(result.config or {}))
+    cv: dict[str, dict[str, Any]] = {}
+    for key, value in metrics.items():
+        if key.startswith("cv_") and key.endswith("_mean"):
+            name = key[3:-5]
+            per_fold = [
+                metrics[k]
+                for k in sorted(metrics, key=_fold_order)
+                if k.startswith("fold") and k.endswith(f"_{name}")
+            ]
+            cv[name] = {"mean": value, "std": metrics.get(f"cv_{name}_std"), "per_fold": per_fold}
+    if not cv:  # stopped early by the scheduler (or failed): the last fold-mean values
+        cv = {
+            k[4:]: {"mean": v, "std": None, "per_fold": []}
+            for k, v in metrics.items()
+            if k.startswith("val_")
+        }
+    epochs = int(metrics.get("epoch", 0) or 0)
+    if result.error is not None:
+        status, error = "ERROR", _error_line(result.error)
+    elif "refit_epochs" not in metrics and epochs < max_epochs:
+        status, error = "STOPPED", None
+    else:
+        status, error = "TERMINATED", None
+    return TrialSummary(trial_id, status, config, cv, epochs, error, metrics, index)
+
+
+def _fold_order(key: str) -> tuple[int, str]:
+    digits = "".join(c for c in key.split("_")[0] if c.isdigit())
+    return (int(digits) if digits else 0, key)
+
+
+def _error_line(error: BaseException) -> str:
+    """The root cause as one line (Ray wraps the trial's exception)."""
+    cause = getattr(error, "cause", None) or error
+    text = f"{type(cause).__name__}: {cause}"
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def pick_best(trials: list[TrialSummary], metric: str, mode: str) -> TrialSummary | None:
+    name = metric.removeprefix("val_")
+    scored = [
+        t
+        for t in trials
+        if t.status != "ERROR"
+        and name in t.cv
+        and t.cv[name]["mean"] is not None
+        and t.cv[name]["mean"] == t.cv[name]["mean"]
+    ]
+    if not scored:
+        return None
+    sign = 1 if mode == "max" else -1
+    # prefer trials that ran to the end: scheduler-stopped ones were judged worse at a rung
+    return max(scored, key=lambda t: (t.status == "TERMINATED", sign * t.cv[name]["mean"]))
+
+
+def best_epochs(trial: TrialSummary, config: Config) -> int:
+    return int(trial.metrics.get("refit_epochs") or trial.epochs or config.training.epochs)
+
+
+class TrialPrinter(tune.Callback):
+    """A Tune callback on the driver that hands each finished trial to ``on_trial``."""
+
+    def __init__(self, on_trial: Callable[[TrialSummary], None] | None) -> None:
+        self.on_trial = on_trial
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        if self.on_trial is not None:
+            self.on_trial(_live_summary(trial, "TERMINATED"))
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        if self.on_trial is not None:
+            self.on_trial(_live_summary(trial, "ERROR"))
+
+
+def _live_summary(trial, status: str) -> TrialSummary:
+    metrics = dict(trial.last_result or {})
+    cv = {
+        k[4:]: {"mean": v, "std": metrics.get(f"cv_{k[4:]}_std"), "per_fold": []}
+        for k, v in metrics.items()
+        if k.startswith("val_")
+    }
+    error = None
+    if status == "ERROR":
+        error = (getattr(trial, "error_msg", None) or "").strip().splitlines()[-1:] or None
+        error = error[0] if error else "failed"
+    return TrialSummary(
+        trial.trial_id,
+        status,
+        decode_point(dict(trial.config)),
+        cv,
+        int(metrics.get("epoch", 0) or 0),
+        error,
+        metrics,
+    )
