@@ -8,6 +8,7 @@ like with like. A fold that stopped early contributes the metrics of its restore
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from models import (
 from models.metrics import LIGHT_METRICS, light_metrics
 from orchestrator.config import Config
 from orchestrator.errors import AutoMLError, TrainingError
+from orchestrator.foldcache import FOLD_CACHE, FoldData, fold_key
 
 LOWER_IS_BETTER = {"loss", "log_loss", "mse", "rmse", "mae"}
 # Families whose k folds train as one stacked model under ``training.fuse_folds: auto``:
@@ -56,6 +58,8 @@ class PreparedData:
     family: str
     class_names: list[str] | None
     groups: np.ndarray | None = None
+    # identifies this prepared data in a worker's fold cache (orchestrator.foldcache)
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 @dataclass
@@ -129,26 +133,18 @@ def fit_fold(
         training = training.model_copy(
             update={"checkpoint_dir": str(Path(training.checkpoint_dir) / name)}
         )
-    train = ds.subset(train_idx)
-    target = TargetEncoder(task)
-    if task == "classification":
-        # class indices must agree across folds, and class labels carry no feature information
-        target.fit(ds.y if prepared.class_names is None else np.asarray(prepared.class_names))
-    else:
-        target.fit(train.y)
-    es_part = None
-    fit_part = train
     use_es = (
         early_stop and config.training.early_stopping.enabled and config.split.inner_val_size > 0
     )
-    if use_es:
-        fit_idx, es_idx = inner_split(train.y, task, config.split.inner_val_size, seed)
-        fit_part, es_part = train.subset(fit_idx), train.subset(es_idx)
-    pre = fit_preprocessor(train.X, ds.modality, config.data)
-
-    def tensors(part: Dataset) -> TensorData:
-        return to_tensors(pre.transform(part.X), target.transform(part.y), part.lengths)
-
+    key = None
+    if name.startswith("fold") and prepared.token:
+        key = fold_key(prepared.token, int(name[4:]), config, seed, use_es)
+    data = FOLD_CACHE.get(key) if key is not None else None
+    if data is None:
+        data = prepare_fold(ds, train_idx, val_idx, prepared, config, seed, use_es)
+        if key is not None:
+            FOLD_CACHE.put(key, data)
+    pre, target = data.preprocessor, data.target
     n_classes = target.n_classes_ if task == "classification" else None
     n_out = output_size(task, n_classes, config.training.loss)
     spec = config.model.model_copy(update={"family": prepared.family})
@@ -163,17 +159,45 @@ def fit_fold(
         def augment(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
             return augment_images(batch, aug_cfg, gen)
 
-    trainer = Trainer(
-        model,
-        training,
-        task,
+    trainer = Trainer(model, training, task, data.fit, data.early_stop, seed, augment=augment)
+    return FittedFold(pre, target, trainer, data.val)
+
+
+def prepare_fold(
+    ds: Dataset,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray | None,
+    prepared: PreparedData,
+    config: Config,
+    seed: int,
+    use_es: bool,
+) -> FoldData:
+    """Fit a fold's preprocessing and target encoder on ``train_idx``; its parts as tensors."""
+    task = prepared.task
+    train = ds.subset(train_idx)
+    target = TargetEncoder(task)
+    if task == "classification":
+        # class indices must agree across folds, and class labels carry no feature information
+        target.fit(ds.y if prepared.class_names is None else np.asarray(prepared.class_names))
+    else:
+        target.fit(train.y)
+    es_part = None
+    fit_part = train
+    if use_es:
+        fit_idx, es_idx = inner_split(train.y, task, config.split.inner_val_size, seed)
+        fit_part, es_part = train.subset(fit_idx), train.subset(es_idx)
+    pre = fit_preprocessor(train.X, ds.modality, config.data)
+
+    def tensors(part: Dataset) -> TensorData:
+        return to_tensors(pre.transform(part.X), target.transform(part.y), part.lengths)
+
+    return FoldData(
+        pre,
+        target,
         tensors(fit_part),
         tensors(es_part) if es_part is not None else None,
-        seed,
-        augment=augment,
+        tensors(ds.subset(val_idx)) if val_idx is not None else None,
     )
-    val = tensors(ds.subset(val_idx)) if val_idx is not None else None
-    return FittedFold(pre, target, trainer, val)
 
 
 def predict_tensors(trainer: Trainer, data: TensorData) -> np.ndarray:
