@@ -231,9 +231,12 @@ def run_search(
         if best is not None:
             best_config = apply_overrides(config, best.config)
             if refit:
+                if tracker is not None:
+                    from orchestrator.tracking import log_refit, prewarm_model_logging
+
+                    prewarm_model_logging()
                 refit_result = refit_and_test(run, best_config, best_epochs(best, best_config))
                 if tracker is not None:
-                    from orchestrator.tracking import log_refit
 
                     refit_result.tracking = log_refit(
                         tracker,

@@ -18,7 +18,12 @@ from orchestrator.tracking.artifacts import (
     write_cv_artifacts,
 )
 from orchestrator.tracking.readback import best_run, list_searches, trial_score
-from orchestrator.tracking.registry import CHAMPION, log_refit, registered_model_name
+from orchestrator.tracking.registry import (
+    CHAMPION,
+    log_refit,
+    prewarm_model_logging,
+    registered_model_name,
+)
 from orchestrator.tracking.runs import FLUSH_SECONDS, SearchTracker, TrialTracker
 from orchestrator.tracking.stores import (
     DEFAULT_EXPERIMENT,
@@ -88,6 +93,7 @@ __all__ = [
     "log_metrics",
     "log_params",
     "log_refit",
+    "prewarm_model_logging",
     "metric_base",
     "one_line",
     "param_value",
