@@ -8,6 +8,7 @@ trial logs its own child run under the parent id it is given, never one it inher
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import tempfile
 from typing import Any
@@ -19,6 +20,18 @@ from orchestrator.config import Config, apply_overrides
 from orchestrator.crossval import PreparedData, cross_validate
 from orchestrator.errors import TrainingError
 from orchestrator.space import decode_point
+
+
+def release_memory() -> None:
+    """Hand a finished trial's memory back to the system before the worker runs the next one.
+
+    Each trial runs in a fresh thread, and glibc gives threads their own malloc arenas: the
+    tensors of a large trial, once freed, would otherwise stay mapped in the reused worker and
+    its resident memory would grow with the number of trials it has run. (No ``gc.collect()``:
+    it costs ~0.25 s in a worker with torch and MLflow loaded, and trials leave no cycles.)
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def trial_config(base_config: Config, point: dict[str, Any]) -> Config:
@@ -35,6 +48,7 @@ def run_trial(
     cleaning: dict | None = None,
 ) -> None:
     """Cross-validate one sampled configuration, reporting fold-mean metrics every epoch."""
+    release_memory()  # what the worker's previous trial left
     # exactly this trial's CPUs' worth of threads: two 1-thread trials beat one 2-thread trial
     torch.set_num_threads(max(1, int(base_config.search.cpus_per_trial)))
     tracker = None
