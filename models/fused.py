@@ -111,17 +111,21 @@ class FusedTrainer:
         self.template = copy.deepcopy(first.model).to("meta")
         self.active = [i for i, t in enumerate(self.trainers) if not t.stopped]
         models = [self.trainers[i].model for i in self.active]
-        self.params = {
-            name: torch.stack([dict(m.named_parameters())[name].detach() for m in models])
+        # every fold's parameters as one row of a flat (k, P) leaf: the optimizer, gradient
+        # zeroing and clipping each touch one tensor per step instead of one per parameter
+        named = list(first.model.named_parameters())
+        self.shapes = {name: tuple(p.shape) for name, p in named}
+        self.sizes = [p.numel() for _, p in named]
+        self.flat = (
+            torch.stack([torch.cat([p.detach().flatten() for p in m.parameters()]) for m in models])
             .clone()
             .requires_grad_(True)
-            for name, _ in first.model.named_parameters()
-        }
+        )
         self.buffers = {
             name: torch.stack([dict(m.named_buffers())[name] for m in models]).clone()
             for name, _ in first.model.named_buffers()
         }
-        self.optimizer = StackedOptimizer(first.optimizer, self.params)
+        self.optimizer = StackedOptimizer(first.optimizer, {"flat": self.flat})
         for t in self.trainers:
             # the fold's own optimizer only carries its scheduled hyper-parameters; one empty
             # step (no gradients, so no change) tells torch's schedulers it has been used
@@ -137,6 +141,16 @@ class FusedTrainer:
         )
 
     # ------------------------------------------------------------------ set-up
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        """Each parameter stacked over the active folds ``(k, *shape)``: views into ``flat``."""
+        k = self.flat.shape[0]
+        pieces = self.flat.split(self.sizes, dim=1)
+        return {
+            name: piece.view(k, *shape)
+            for (name, shape), piece in zip(self.shapes.items(), pieces, strict=True)
+        }
+
     def _stack_data(self) -> None:
         """Pad each active fold's training rows into ``(k, N_max, ...)`` and plan its batches."""
         data = [self.trainers[i].train_data for i in self.active]
@@ -253,16 +267,16 @@ class FusedTrainer:
         norm_sum = torch.zeros(k, device=self.device)
         hyper_key, hyper = None, {}
         for groups in self.plan:
-            for p in self.params.values():
-                p.grad = None
+            self.flat.grad = None
+            views = self.params
             total = torch.zeros((), device=self.device)
             step_rows: list[int] = []
             for rows, starts, stops in groups:
                 x, y, row_idx = self._batch(orders, rows, starts, stops)
                 if len(rows) == k:
-                    losses = self._loss_of_folds(self.params, self.buffers, x, y)
+                    losses = self._loss_of_folds(views, self.buffers, x, y)
                 else:  # a ragged last batch: these rows only, their BatchNorm statistics kept
-                    params = {n: p[row_idx] for n, p in self.params.items()}
+                    params = {n: p[row_idx] for n, p in views.items()}
                     buffers = {n: b[row_idx] for n, b in self.buffers.items()}
                     losses = self._loss_of_folds(params, buffers, x, y)
                     for n, b in self.buffers.items():
@@ -281,7 +295,7 @@ class FusedTrainer:
             if key != hyper_key:
                 hyper_key, hyper = key, self._hyper(step_rows)
             rows_t = None if everyone else torch.tensor(step_rows, device=self.device)
-            self.optimizer.step(self.params, hyper, rows_t)
+            self.optimizer.step({"flat": self.flat}, hyper, rows_t)
             norm_sum += (
                 norms if everyone else torch.zeros_like(norms).index_add_(0, rows_t, norms[rows_t])
             )
@@ -303,22 +317,21 @@ class FusedTrainer:
     @torch.no_grad()
     def _clip(self, clip: float | None) -> torch.Tensor:
         """Each fold's total gradient norm ``(k,)``; clip each fold's gradient to ``clip``."""
-        grads = [p.grad for p in self.params.values()]
-        per_tensor = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])
-        norms = torch.linalg.vector_norm(per_tensor, dim=0)  # (k,)
+        grad = self.flat.grad  # (k, P)
+        norms = torch.linalg.vector_norm(grad, dim=1)  # (k,)
         if clip is not None:
             coef = torch.clamp(clip / (norms + 1e-6), max=1.0)
-            for g in grads:
-                g.mul_(fold_rows(coef, g))
+            grad.mul_(fold_rows(coef, grad))
         return norms
 
     @torch.no_grad()
     def _write_back(self) -> None:
         """Copy each active fold's stacked row into its trainer's model."""
+        views = self.params
         for row, i in enumerate(self.active):
             model = self.trainers[i].model
             for name, p in model.named_parameters():
-                p.copy_(self.params[name][row])
+                p.copy_(views[name][row])
             for name, b in model.named_buffers():
                 b.copy_(self.buffers[name][row])
 
@@ -330,9 +343,7 @@ class FusedTrainer:
             return
         rows = torch.tensor(keep, device=self.device)
         self.active = [self.active[row] for row in keep]
-        self.params = {
-            n: p.detach()[rows].clone().requires_grad_(True) for n, p in self.params.items()
-        }
+        self.flat = self.flat.detach()[rows].clone().requires_grad_(True)
         self.buffers = {n: b[rows].clone() for n, b in self.buffers.items()}
         self.optimizer.keep(rows)
         self._stack_data()
