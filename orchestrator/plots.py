@@ -1,16 +1,334 @@
-"""Figures for the tracking store; every function returns a Figure, the caller saves it.
+"""Figures for the tracking store, drawn straight with Pillow; the caller saves them.
 
-Figures are built as plain ``matplotlib.figure.Figure`` objects, without pyplot: no backend, no
-global figure registry to close, and less work per figure in a Ray worker.
+Every function returns a ``Figure`` (a Pillow image and ``save(path)``, which writes a PNG). A trial
+logs three figures, and with matplotlib (its import, text layout, Agg rendering and PNG encoding)
+they cost about a second of every trial; these take a few milliseconds. Charts with lines are drawn
+at twice their size and reduced, which antialiases them.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import math
+import struct
+import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
+
+# matplotlib's tab10 and colorbrewer's Blues (matplotlib's "Blues"), so the figures look as before
+TAB10 = [
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+]  # fmt: skip
+_BLUES = np.array(
+    [
+        (247, 251, 255), (222, 235, 247), (198, 219, 239), (158, 202, 225), (107, 174, 214),
+        (66, 146, 198), (33, 113, 181), (8, 81, 156), (8, 48, 107),
+    ],
+    dtype=float,
+)  # fmt: skip
+INK, SOFT, GRID, CHANCE = (30, 30, 30), (90, 90, 90), (229, 229, 229), (150, 150, 150)
+
+
+@functools.lru_cache(maxsize=1)
+def _font_path() -> str | None:
+    """matplotlib's DejaVuSans, found without importing matplotlib (its import alone is slow)."""
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder, "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
+        if path.is_file():
+            return str(path)
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    path = _font_path()
+    if path is None:
+        return ImageFont.load_default(size=size)
+    # the basic layout is about twice as fast as Raqm, and these labels need no shaping
+    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.BASIC)
+
+
+@functools.lru_cache(maxsize=1024)
+def _glyph(char: str, size: int) -> tuple[Image.Image, int, int, float]:
+    """One character's coverage mask, its corner's offset from the pen on the baseline, and the
+    pen's advance."""
+    font = _font(size)
+    left, top, right, bottom = font.getbbox(char, anchor="ls")
+    mask = Image.new("L", (max(right - left, 1), max(bottom - top, 1)))
+    ImageDraw.Draw(mask).text((-left, -top), char, font=font, fill=255, anchor="ls")
+    return mask, left, top, font.getlength(char)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_mask(text: str, size: int, anchor: str, angle: int) -> tuple[Image.Image, int, int]:
+    """The text's coverage mask, and where its top-left corner lies from the anchor point.
+
+    Set from cached glyphs (FreeType renders each character once per size, which is most of what
+    drawing text costs) and cached itself: a confusion matrix repeats its counts, and every trial
+    in a worker repeats most of its labels. ``anchor`` is Pillow's: "l", "m", "r" then "a"/"t",
+    "m", "s", "d"/"b"; turned ``angle`` degrees anticlockwise about that point.
+    """
+    glyphs = [_glyph(char, size) for char in text]
+    pens = np.concatenate([[0.0], np.cumsum([g[3] for g in glyphs])])
+    ascent, descent = _font(size).getmetrics()
+    x0 = min([0.0] + [p + g[1] for p, g in zip(pens, glyphs, strict=False)])
+    x1 = max([pens[-1]] + [p + g[1] + g[0].width for p, g in zip(pens, glyphs, strict=False)])
+    y0 = min([-ascent] + [g[2] for g in glyphs])
+    y1 = max([descent] + [g[2] + g[0].height for g in glyphs])
+    mask = Image.new("L", (math.ceil(x1 - x0), y1 - y0))
+    for pen, (glyph, left, top, _) in zip(pens, glyphs, strict=False):
+        mask.paste(255, (round(pen + left - x0), top - y0), glyph)
+    ax = {"l": 0.0, "m": pens[-1] / 2, "r": pens[-1]}[anchor[0]] - x0
+    ay = {"a": -ascent, "t": -ascent, "m": (descent - ascent) / 2, "s": 0, "d": descent,
+          "b": descent}[anchor[1]] - y0  # fmt: skip
+    if angle == 0:
+        return mask, -round(ax), -round(ay)
+    # turn about the mask's centre (what rotate does), then find the anchor point again
+    vx, vy = ax - mask.width / 2, ay - mask.height / 2
+    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    turned = mask.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
+    ax, ay = turned.width / 2 + vx * cos + vy * sin, turned.height / 2 - vx * sin + vy * cos
+    return turned, -round(ax), -round(ay)
+
+
+def blues(share: np.ndarray) -> np.ndarray:
+    """RGB ``uint8`` colours of the Blues ramp for values in [0, 1] (0 is near-white)."""
+    t = np.clip(np.asarray(share, dtype=float), 0.0, 1.0) * (len(_BLUES) - 1)
+    grid = np.arange(len(_BLUES))
+    rgb = [np.interp(t, grid, _BLUES[:, c]) for c in range(3)]
+    return np.rint(np.stack(rgb, axis=-1)).astype(np.uint8)
+
+
+def nice_ticks(lo: float, hi: float, target: int = 5, integer: bool = False) -> list[float]:
+    """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) inside ``[lo, hi]``."""
+    raw = max((hi - lo) / max(target, 1), 1e-12)
+    mag = 10.0 ** math.floor(math.log10(raw))
+    multiples = (1, 2, 5, 10) if integer else (1, 2, 2.5, 5, 10)
+    step = next(m * mag for m in multiples if m * mag >= raw * (1 - 1e-9))
+    if integer:
+        step = max(step, 1.0)
+    first = math.ceil(lo / step - 1e-9)
+    count = math.floor(hi / step + 1e-9) - first + 1
+    return [round((first + i) * step, 12) for i in range(max(count, 0))]
+
+
+def _tick_labels(ticks: Sequence[float]) -> list[str]:
+    step = min((abs(b - a) for a, b in zip(ticks, ticks[1:], strict=False)), default=1.0) or 1.0
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    if round(step * 10**decimals, 6) % 1:  # a step of 2.5 needs one digit more
+        decimals += 1
+    return [f"{v:.{decimals}f}" if v else "0" for v in ticks]
+
+
+def text_width(text: str, size: float) -> float:
+    """Width in pixels, as ``_text_mask`` sets the text (without kerning)."""
+    size = max(1, round(size))
+    return sum(_glyph(char, size)[3] for char in text)
+
+
+def png_bytes(image: Image.Image, level: int = 1) -> bytes:
+    """An RGB image as PNG: every row with PNG's "Up" filter, deflated at zlib ``level``.
+
+    Pillow's encoder tries all five filters on every row, which costs more than drawing a chart;
+    one fixed filter makes files of the same size about three times faster.
+    """
+    rows = np.asarray(image.convert("RGB")).reshape(image.height, -1)
+    up = np.empty((image.height, rows.shape[1] + 1), dtype=np.uint8)
+    up[:, 0] = 2  # filter "Up": each byte minus the one above it, modulo 256
+    up[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=up[1:, 1:])
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", image.width, image.height, 8, 2, 0, 0, 0))
+    data = chunk(b"IDAT", zlib.compress(up.tobytes(), level))
+    return b"\x89PNG\r\n\x1a\n" + header + data + chunk(b"IEND", b"")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A drawn chart; ``save`` writes it as a PNG file."""
+
+    image: Image.Image
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(png_bytes(self.image))
+
+
+class Canvas:
+    """A white RGB image drawn ``scale`` times larger; every coordinate is in final pixels.
+
+    Reducing the image at the end antialiases lines (Pillow draws them aliased).
+    """
+
+    def __init__(self, width: int, height: int, scale: int = 2) -> None:
+        self.scale = scale
+        self.image = Image.new("RGB", (round(width) * scale, round(height) * scale), "white")
+        self.draw = ImageDraw.Draw(self.image)
+
+    def text_width(self, text: str, size: float) -> float:
+        return text_width(text, size * self.scale) / self.scale
+
+    def text(
+        self,
+        xy: tuple,
+        text: str,
+        size: float,
+        anchor: str = "la",
+        fill: tuple = INK,
+        angle: int = 0,
+    ) -> None:
+        """``anchor``: Pillow's two letters ("mm", "rt", ...), the point ``xy`` on the text
+        before it is turned ``angle`` degrees anticlockwise about that point."""
+        mask, dx, dy = _text_mask(text, max(1, round(size * self.scale)), anchor, angle)
+        x, y = round(xy[0] * self.scale) + dx, round(xy[1] * self.scale) + dy
+        self.image.paste(fill, (x, y, x + mask.width, y + mask.height), mask)
+
+    def line(self, points: Sequence[tuple], fill: tuple, width: float = 1) -> None:
+        xy = [(x * self.scale, y * self.scale) for x, y in points]
+        self.draw.line(xy, fill=fill, width=max(1, round(width * self.scale)))
+
+    def polyline(self, xs: np.ndarray, ys: np.ndarray, fill: tuple, width: float) -> None:
+        """A joined line through many points; only its ends and the points where it turns are
+        drawn (a ROC curve's thousand steps are a few dozen pixel corners)."""
+        z = np.rint(np.asarray(xs) * self.scale) + 1j * np.rint(np.asarray(ys) * self.scale)
+        moved = np.diff(z) != 0
+        z, step = z[np.concatenate(([True], moved))], np.diff(z)[moved]
+        if len(step) > 1:  # keep the ends and every turn (ROC curves are long staircases)
+            turn = step[:-1].conj() * step[1:]
+            z = z[np.concatenate(([True], (turn.imag != 0) | (turn.real < 0), [True]))]
+        xy = np.column_stack([z.real, z.imag]).astype(np.int64).ravel().tolist()
+        self.draw.line(xy, fill=fill, width=max(1, round(width * self.scale)), joint="curve")
+
+    def dashed(self, a: tuple, b: tuple, fill: tuple, width: float = 1, dash: float = 5) -> None:
+        s, length = self.scale, math.dist(a, b) or 1.0
+        starts = np.arange(0.0, length, 2 * dash) / length
+        ends = np.minimum(starts + dash / length, 1.0)
+        (x, y), dx, dy = (a[0] * s, a[1] * s), (b[0] - a[0]) * s, (b[1] - a[1]) * s
+        w = max(1, round(width * s))
+        for t0, t1 in zip(starts.tolist(), ends.tolist(), strict=True):
+            self.draw.line((x + dx * t0, y + dy * t0, x + dx * t1, y + dy * t1), fill=fill, width=w)
+
+    def rectangle(self, box: Sequence[float], fill: Any = None, outline: Any = None) -> None:
+        xy = [round(v * self.scale) for v in box]
+        self.draw.rectangle(xy, fill=fill, outline=outline, width=self.scale // 2 or 1)
+
+    def dot(self, xy: tuple[float, float], radius: float, fill: tuple) -> None:
+        x, y, r = xy[0] * self.scale, xy[1] * self.scale, radius * self.scale
+        self.draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+
+    def finish(self) -> Figure:
+        # reduce() averages scale x scale blocks: about twenty times cheaper than a Lanczos
+        # resize, and as clean for lines and text at this size (benchmarks/plots_speed.py)
+        return Figure(self.image.reduce(self.scale) if self.scale > 1 else self.image)
+
+
+class Axes:
+    """A plot area on a canvas: linear data→pixel mapping, grid, frame, ticks, lines, legend.
+
+    ``outer`` is the panel's box (left, top, right, bottom); the plot box inside it leaves room for
+    the title, the axis labels and the tick labels.
+    """
+
+    TICK, LABEL, TITLE = 11.5, 13, 14.5
+
+    def __init__(
+        self,
+        canvas: Canvas,
+        outer: tuple[float, float, float, float],
+        xlim: tuple[float, float],
+        ylim: tuple[float, float],
+        xticks: Sequence[float],
+        yticks: Sequence[float],
+    ) -> None:
+        self.canvas, self.xlim, self.ylim = canvas, xlim, ylim
+        self.xticks, self.yticks = list(xticks), list(yticks)
+        self.xlabels, self.ylabels = _tick_labels(self.xticks), _tick_labels(self.yticks)
+        self.widest = max((canvas.text_width(t, self.TICK) for t in self.ylabels), default=0.0)
+        left, top, right, bottom = outer
+        self.box = (left + 34 + self.widest, top + 30, right - 12, bottom - 44)
+
+    def to_px(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        left, top, right, bottom = self.box
+        (x0, x1), (y0, y1) = self.xlim, self.ylim
+        px = left + (np.asarray(x, dtype=float) - x0) / ((x1 - x0) or 1.0) * (right - left)
+        py = bottom - (np.asarray(y, dtype=float) - y0) / ((y1 - y0) or 1.0) * (bottom - top)
+        return px, py
+
+    def frame(self, title: str, xlabel: str, ylabel: str) -> None:
+        c, (left, top, right, bottom) = self.canvas, self.box
+        xs, _ = self.to_px(self.xticks, np.zeros(len(self.xticks)))
+        _, ys = self.to_px(np.zeros(len(self.yticks)), self.yticks)
+        for x, label in zip(xs, self.xlabels, strict=True):
+            c.line([(x, top), (x, bottom)], GRID)
+            c.line([(x, bottom), (x, bottom + 4)], SOFT)
+            c.text((x, bottom + 6), label, self.TICK, anchor="mt")
+        for y, label in zip(ys, self.ylabels, strict=True):
+            c.line([(left, y), (right, y)], GRID)
+            c.line([(left - 4, y), (left, y)], SOFT)
+            c.text((left - 6, y), label, self.TICK, anchor="rm")
+        c.rectangle(self.box, outline=SOFT)
+        c.text(((left + right) / 2, top - 9), title, self.TITLE, anchor="ms")
+        c.text(((left + right) / 2, bottom + 24), xlabel, self.LABEL, anchor="mt")
+        c.text((left - self.widest - 12, (top + bottom) / 2), ylabel, self.LABEL, "md", angle=90)
+
+    def plot(self, x: Any, y: Any, color: tuple, width: float = 2, dots: bool = False) -> None:
+        """A line broken at NaN values; ``dots`` marks every point (so a single epoch shows)."""
+        px, py = self.to_px(x, y)
+        finite = np.isfinite(px) & np.isfinite(py)
+        breaks = np.flatnonzero(np.diff(finite.astype(np.int8))) + 1
+        for run in np.split(np.arange(len(px)), breaks) if len(breaks) else [np.arange(len(px))]:
+            if len(run) > 1 and finite[run[0]]:
+                self.canvas.polyline(px[run], py[run], color, width)
+        if dots:
+            radius = 2.4 if finite.sum() <= 30 else 1.6
+            for xy in zip(px[finite], py[finite], strict=True):
+                self.canvas.dot(xy, radius, color)
+
+    def note(self, text: str) -> None:
+        left, top, right, bottom = self.box
+        self.canvas.text(((left + right) / 2, (top + bottom) / 2), text, self.LABEL, "mm", SOFT)
+
+    def legend(self, entries: Sequence[tuple[str, tuple, bool]], size: float = 11) -> None:
+        """``entries``: (label, colour, dashed); drawn in the plot corner that hides least."""
+        c, (left, top, right, bottom) = self.canvas, self.box
+        row, swatch = size * 1.45, 22
+        rows = max(1, min(len(entries), int((bottom - top - 16) // row)))
+        columns = [entries[i : i + rows] for i in range(0, len(entries), rows)]
+        widths = [swatch + 8 + max(c.text_width(e[0], size) for e in col) for col in columns]
+        w, h = sum(widths) + 12 * len(columns) + 4, rows * row + 10
+        corners = [(right - 8 - w, bottom - 8 - h), (right - 8 - w, top + 8), (left + 8, top + 8),
+                   (left + 8, bottom - 8 - h)]  # fmt: skip
+
+        def hidden(corner: tuple[float, float]) -> int:
+            """How much the box would hide: its pixels darker than the grid (at the final size)."""
+            box = (corner[0], corner[1], corner[0] + w, corner[1] + h)
+            sample = c.image.resize((round(w), round(h)), Image.Resampling.NEAREST,
+                                    box=[v * c.scale for v in box])  # fmt: skip
+            return sum(sample.convert("L").histogram()[:200])
+
+        x0, y0 = min(corners, key=hidden)  # ties keep the first: lower right
+        c.rectangle((x0, y0, x0 + w, y0 + h), fill=(255, 255, 255), outline=(200, 200, 200))
+        for col, col_width in zip(columns, widths, strict=True):
+            for i, (label, color, dashed) in enumerate(col):
+                y = y0 + 5 + (i + 0.5) * row
+                a, b = (x0 + 8, y), (x0 + 8 + swatch, y)
+                if dashed:
+                    c.dashed(a, b, color, 1.6, 4)
+                else:
+                    c.line([a, b], color, 2)
+                c.text((b[0] + 6, y), label, size, anchor="lm")
+            x0 += col_width + 12
 
 
 def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]) -> Figure:
@@ -19,25 +337,58 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]) -> Figur
     k = len(class_names)
     if cm.shape != (k, k):
         raise ValueError(f"confusion matrix must be {k}x{k} for {k} classes, got {cm.shape}")
-    size = min(4 + 0.45 * k, 16)
-    fig = Figure(figsize=(size, size * 0.85))
-    ax = fig.subplots()
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
-    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
-    ax.set_xticks(range(k), labels=[str(c) for c in class_names], rotation=45, ha="right")
-    ax.set_yticks(range(k), labels=[str(c) for c in class_names])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    cell = int(np.clip(520 // max(k, 1), 10, 150))
+    side = k * cell
+    names = [n if len(n) <= 18 else n[:17] + "…" for n in map(str, class_names)]
+    label_size = float(np.clip(cell * 0.5, 8, 12))
+    shown = range(0, k, max(1, math.ceil(label_size * 1.3 / cell)))  # thin cells: every n-th
+    widest = max((text_width(names[i], label_size) for i in shown), default=0.0)
+    slanted = widest > cell * shown.step - 6
+    x_height = (widest + label_size) * math.sqrt(0.5) if slanted else label_size * 1.3
+    bar_text = text_width("1.0", 11)
+    left, top = round(16 + 18 + 8 + widest + 8), 44
+    width = left + side + 20 + 16 + 6 + bar_text + 8 + 18 + 12
+    c = Canvas(width, top + side + 14 + x_height + 18 + 14, scale=1)  # no slanted lines
+
+    cells = Image.fromarray(blues(share), "RGB").resize((side, side), Image.Resampling.NEAREST)
+    c.image.paste(cells, (left, top))
+    if cell >= 14:  # thin white lines between the cells
+        for edge in range(cell, side, cell):
+            c.line([(left + edge, top), (left + edge, top + side - 1)], (255, 255, 255))
+            c.line([(left, top + edge), (left + side - 1, top + edge)], (255, 255, 255))
+    c.rectangle((left - 1, top - 1, left + side, top + side), outline=SOFT)
+    xs = [left + (i + 0.5) * cell for i in range(k)]
+    ys = [top + (i + 0.5) * cell for i in range(k)]
+    for i in shown:
+        c.line([(left - 5, ys[i]), (left - 1, ys[i])], SOFT)
+        c.text((left - 7, ys[i]), names[i], label_size, anchor="rm")
+        c.line([(xs[i], top + side), (xs[i], top + side + 4)], SOFT)
+        if slanted:
+            c.text((xs[i] + 3, top + side + 8), names[i], label_size, "rm", angle=45)
+        else:
+            c.text((xs[i], top + side + 6), names[i], label_size, anchor="mt")
     if k <= 30:  # beyond that the numbers are unreadable anyway
-        for i in range(k):
-            for j in range(k):
-                color = "white" if share[i, j] > 0.5 else "black"
-                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", color=color, fontsize=8)
-    ax.set_title(f"confusion matrix (n={int(cm.sum())})")
-    fig.tight_layout()
-    return fig
+        digits = len(str(int(cm.max(initial=0))))
+        size = float(min(14, cell * 0.4, (cell - 4) / (0.64 * digits)))
+        for (i, j), count in np.ndenumerate(cm):
+            fill = (255, 255, 255) if share[i, j] > 0.5 else INK
+            c.text((xs[j], ys[i]), str(int(count)), size, "mm", fill)
+    c.text((left + side / 2, top - 14), f"confusion matrix (n={int(cm.sum())})", 14, anchor="ms")
+    c.text((left + side / 2, top + side + 14 + x_height), "predicted", 12.5, anchor="mt")
+    c.text((16, top + side / 2), "true", 12.5, "ma", angle=90)
+
+    bar = left + side + 20  # the colour bar, 1 at the top
+    ramp = blues(np.linspace(1.0, 0.0, side))[:, None, :].repeat(16, axis=1)
+    c.image.paste(Image.fromarray(np.ascontiguousarray(ramp), "RGB"), (bar, top))
+    c.rectangle((bar - 1, top - 1, bar + 16, top + side), outline=SOFT)
+    for value in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        y = top + (1.0 - value) * (side - 1)
+        c.line([(bar + 16, y), (bar + 20, y)], SOFT)
+        c.text((bar + 22, y), f"{value:.1f}", 11, anchor="lm")
+    c.text((bar + 22 + bar_text + 8, top + side / 2), "share of true class", 12.5, "ma", angle=90)
+    return c.finish()
 
 
 def _roc_points(y_bin: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -66,48 +417,58 @@ def roc_curve_figure(y_true: np.ndarray, proba: np.ndarray, class_names: Sequenc
         p = np.column_stack([1.0 - p, p])
     keep = ~np.isnan(p).any(axis=1)
     y, p = y[keep], p[keep]
-    fig = Figure(figsize=(6, 5))
-    ax = fig.subplots()
+    c = Canvas(600, 520)
+    ticks = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    ax = Axes(c, (0, 0, 600, 520), (0.0, 1.0), (0.0, 1.02), ticks, ticks)
+    title = "ROC curve" + (" (one vs rest)" if p.shape[1] > 2 else "")
+    ax.frame(title, "false positive rate", "true positive rate")
+    (x0, x1), (y0, y1) = ax.to_px([0, 1], [0, 1])
+    c.dashed((x0, y0), (x1, y1), CHANCE, 1.2)
+    if not len(y):
+        ax.note("no rows with scores")
+    entries = []
     classes = [1] if p.shape[1] == 2 else range(p.shape[1])
-    for k in classes:
+    for n, k in enumerate(classes if len(y) else []):
         fpr, tpr, auc = _roc_points((y == k).astype(np.int64), p[:, k])
         label = str(class_names[k]) if k < len(class_names) else str(k)
         if p.shape[1] == 2:
             label = f"positive class {label}"
-        ax.plot(fpr, tpr, lw=1.5, label=f"{label} (AUC {auc:.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", lw=1, linestyle="--")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("ROC curve" + (" (one vs rest)" if p.shape[1] > 2 else ""))
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    return fig
+        color = TAB10[n % len(TAB10)]
+        ax.plot(fpr, tpr, color)
+        entries.append((f"{label} (AUC {auc:.3f})", color, False))
+    ax.legend(entries + [("chance", CHANCE, True)])
+    return c.finish()
 
 
 def learning_curves_figure(history: Sequence[dict[str, Any]], metric: str) -> Figure:
     """Training and validation loss per epoch, and ``metric`` (e.g. ``val_accuracy``) beside it."""
-    epochs = [int(h.get("epoch", i + 1)) for i, h in enumerate(history)]
+    epochs = np.array([float(h.get("epoch", i + 1)) for i, h in enumerate(history)])
 
-    def series(key: str) -> list[float]:
-        return [float(h.get(key, np.nan)) if h.get(key) is not None else np.nan for h in history]
+    def series(key: str) -> np.ndarray:
+        return np.array([np.nan if h.get(key) is None else float(h[key]) for h in history])
 
-    fig = Figure(figsize=(10, 4))
-    loss_ax, metric_ax = fig.subplots(1, 2)
-    for key in ("train_loss", "val_loss"):
-        if any(key in h for h in history):
-            loss_ax.plot(epochs, series(key), marker=".", label=key)
-    loss_ax.set_xlabel("epoch")
-    loss_ax.set_ylabel("loss")
-    loss_ax.set_title("loss (fold mean)")
-    if loss_ax.lines:
-        loss_ax.legend()
-    if any(metric in h for h in history):
-        metric_ax.plot(epochs, series(metric), marker=".", color="tab:green", label=metric)
-        metric_ax.legend()
-    metric_ax.set_xlabel("epoch")
-    metric_ax.set_ylabel(metric)
-    metric_ax.set_title(f"{metric} (fold mean)")
-    fig.tight_layout()
-    return fig
+    c = Canvas(1000, 400)
+    lo, hi = (epochs.min(), epochs.max()) if len(epochs) else (1.0, 1.0)
+    pad = max((hi - lo) * 0.04, 0.5 if hi == lo else 0.0)
+    xlim = (lo - pad, hi + pad)
+    xticks = [t for t in nice_ticks(lo, hi, 6, integer=True) if xlim[0] <= t <= xlim[1]] or [lo]
+    panels = [
+        ((0, 0, 500, 400), ["train_loss", "val_loss"], "loss", "loss (fold mean)"),
+        ((500, 0, 1000, 400), [metric], metric, f"{metric} (fold mean)"),
+    ]
+    for outer, keys, ylabel, title in panels:
+        lines = {k: series(k) for k in keys if any(k in h for h in history)}
+        values = np.concatenate([v[np.isfinite(v)] for v in lines.values()] or [np.empty(0)])
+        ylo, yhi = (values.min(), values.max()) if len(values) else (0.0, 1.0)
+        ypad = (yhi - ylo) * 0.06 or max(abs(ylo) * 0.1, 0.05)
+        ylim = (ylo - ypad, yhi + ypad)
+        ax = Axes(c, outer, xlim, ylim, xticks, nice_ticks(*ylim, 5))
+        ax.frame(title, "epoch", ylabel)
+        colors = [TAB10[2]] if keys == [metric] else TAB10
+        for ys, color in zip(lines.values(), colors, strict=False):
+            ax.plot(epochs, ys, color, dots=True)
+        if lines:
+            ax.legend([(k, col, False) for k, col in zip(lines, colors, strict=False)])
+        if not len(values):
+            ax.note("no values")
+    return c.finish()

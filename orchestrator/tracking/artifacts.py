@@ -27,10 +27,6 @@ def cv_metrics(cv: CVResult) -> dict[str, float]:
     return out
 
 
-def _save(fig: Any, path: Path) -> None:
-    fig.savefig(path, dpi=100)
-
-
 def confusion_frame(cm: np.ndarray, class_names: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame(np.asarray(cm, dtype=np.int64), index=class_names, columns=class_names)
     frame.index.name = "true"
@@ -44,7 +40,7 @@ def write_confusion(
 
     confusion_frame(cm, class_names).to_csv(folder / f"{stem}.csv")
     if figure:
-        _save(confusion_matrix_figure(cm, class_names), folder / f"{stem}.png")
+        confusion_matrix_figure(cm, class_names).save(folder / f"{stem}.png")
 
 
 def write_cv_artifacts(
@@ -78,10 +74,10 @@ def write_cv_artifacts(
         cm = confusion_matrix(y, output.argmax(axis=1), k)
         write_confusion(folder, cm, names, "confusion_matrix", figure=figures)
         if figures:
-            _save(roc_curve_figure(y, output, names), folder / "roc_curve.png")
+            roc_curve_figure(y, output, names).save(folder / "roc_curve.png")
     metric = metric or ("val_accuracy" if task == "classification" else "val_r2")
     if cv.history and figures:
-        _save(learning_curves_figure(cv.history, metric), folder / "learning_curves.png")
+        learning_curves_figure(cv.history, metric).save(folder / "learning_curves.png")
     error_analysis(task, y, output, class_names=names).to_csv(
         folder / "error_analysis.csv", index=False
     )
