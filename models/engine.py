@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from models.inference import EVAL_BATCH, as_tensor, predict, to_predictions
 from orchestrator.errors import ConfigError, TrainingError
 
 LOSSES = {
@@ -28,7 +29,6 @@ LOSSES = {
 }
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "cosine", "plateau", "onecycle")
-EVAL_BATCH = 1024
 
 
 def seed_everything(seed: int) -> None:
@@ -89,10 +89,6 @@ class TensorData:
         return TensorData(self.x.to(device), self.y.to(device), lengths)
 
 
-def _as_tensor(a: Any, dtype: torch.dtype) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a).to(dtype)
-
-
 def resolve_device(name: str | None) -> torch.device:
     name = name or "auto"
     if name == "auto":
@@ -147,8 +143,8 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
     def _prepare(self, data: TensorData) -> TensorData:
         y_dtype = torch.long if self.task == "classification" else torch.float32
-        lengths = None if data.lengths is None else _as_tensor(data.lengths, torch.long)
-        return TensorData(_as_tensor(data.x, torch.float32), _as_tensor(data.y, y_dtype), lengths)
+        lengths = None if data.lengths is None else as_tensor(data.lengths, torch.long)
+        return TensorData(as_tensor(data.x, torch.float32), as_tensor(data.y, y_dtype), lengths)
 
     def _probe_outputs(self) -> int:
         was_training = self.model.training
@@ -243,6 +239,21 @@ class Trainer:
         if self.loss_name == "huber":
             return F.huber_loss(out.squeeze(-1), y)
         return F.mse_loss(out.squeeze(-1), y)
+
+    def predict_with_loss(self, data: TensorData) -> tuple[np.ndarray, float]:
+        """Predictions (as :meth:`predict`) and the mean loss over ``data``, from one pass."""
+        was_training = self.model.training
+        self.model.eval()
+        outs = []
+        with torch.no_grad():
+            for start in range(0, len(data), EVAL_BATCH):
+                stop = start + EVAL_BATCH
+                lengths = None if data.lengths is None else data.lengths[start:stop].to(self.device)
+                outs.append(self.model(data.x[start:stop].to(self.device), lengths))
+            out = torch.cat(outs) if outs else torch.zeros(0, self.n_outputs)
+            loss = float(self._loss(out, data.y.to(self.device))) if outs else 0.0
+        self.model.train(was_training)
+        return to_predictions(out.float().cpu(), self.task), loss
 
     def evaluate_loss(self, data: TensorData) -> float:
         """Mean loss over ``data`` in eval mode (no dropout, BatchNorm running statistics)."""
@@ -411,32 +422,3 @@ class Trainer:
     ) -> np.ndarray:
         """Probabilities ``(N, K)`` for classification (bce: ``[1 - p, p]``), values ``(N,)``."""
         return predict(self.model, self.task, x, lengths, batch_size, self.device)
-
-
-def predict(
-    model: nn.Module,
-    task: str,
-    x: Any,
-    lengths: Any | None = None,
-    batch_size: int = EVAL_BATCH,
-    device: torch.device | str | None = None,
-) -> np.ndarray:
-    """Run ``model`` in eval mode without gradients and turn its outputs into predictions."""
-    device = torch.device(device) if device else next(model.parameters()).device
-    x = _as_tensor(x, torch.float32)
-    lengths = None if lengths is None else _as_tensor(lengths, torch.long)
-    model.eval()
-    outs = []
-    with torch.no_grad():
-        for start in range(0, x.shape[0], batch_size):
-            xb = x[start : start + batch_size].to(device)
-            lb = None if lengths is None else lengths[start : start + batch_size].to(device)
-            outs.append(model(xb, lb).float().cpu())
-    n_out = outs[0].shape[-1] if outs else 1
-    out = torch.cat(outs) if outs else torch.zeros(0, n_out)
-    if task == "regression":
-        return out.squeeze(-1).numpy()
-    if n_out == 1:  # a single logit: binary cross-entropy
-        p = torch.sigmoid(out)
-        return torch.cat([1 - p, p], dim=1).numpy()
-    return torch.softmax(out, dim=1).numpy()

@@ -212,7 +212,7 @@ def evaluate(
     ``full=False`` computes only the cheap every-epoch subset (accuracy and log loss, or the
     regression errors); the complete set is computed when a fold ends.
     """
-    output = predict_tensors(fold.trainer, fold.val)
+    output, loss = fold.trainer.predict_with_loss(fold.val)
     if not np.all(np.isfinite(output)):
         raise TrainingError(
             f"the predictions became non-finite at epoch {fold.trainer.epoch}: the training "
@@ -225,7 +225,7 @@ def evaluate(
         metrics = compute_metrics(task, y, output, n_classes)
     else:
         metrics = light_metrics(task, y, output)
-    metrics["loss"] = fold.trainer.evaluate_loss(fold.val)
+    metrics["loss"] = loss
     return metrics
 
 

@@ -251,3 +251,21 @@ def test_cuda_requested_without_cuda() -> None:
 def test_grad_norm_without_clipping() -> None:
     m = make(TrainingConfig(epochs=1, grad_clip=None)).train_epoch()
     assert math.isfinite(m["grad_norm"]) and m["grad_norm"] > 0
+
+
+@pytest.mark.parametrize(
+    "task,loss,n_out",
+    [("classification", "auto", 2), ("classification", "bce", 1), ("regression", "mse", 1)],
+    ids=["cross-entropy", "bce", "mse"],
+)
+def test_predict_with_loss_is_predict_and_evaluate_loss_in_one_pass(task, loss, n_out) -> None:
+    cfg = TrainingConfig(loss=loss, epochs=2, batch_size=16, optimizer={"lr": 1e-2})
+    trainer = make(cfg, task=task, n_out=n_out)
+    trainer.fit()
+    held_out = blobs(n=2500, seed=4) if task == "classification" else regression(n=2500, seed=4)
+    trainer.model.train()  # the call must not leave the model in eval mode
+    output, loss_value = trainer.predict_with_loss(held_out)  # 2500 rows: three eval batches
+    assert trainer.model.training
+    np.testing.assert_allclose(output, trainer.predict(held_out.x), rtol=1e-6, atol=1e-7)
+    assert loss_value == pytest.approx(trainer.evaluate_loss(held_out), rel=1e-5)
+    assert output.shape == ((2500, 2) if task == "classification" else (2500,))
