@@ -237,7 +237,6 @@ def run_search(
                     prewarm_model_logging()
                 refit_result = refit_and_test(run, best_config, best_epochs(best, best_config))
                 if tracker is not None:
-
                     refit_result.tracking = log_refit(
                         tracker,
                         refit_result,

@@ -1,0 +1,173 @@
+"""One fold: its fitted preprocessing, its tensors (cached per worker) and its trainer.
+
+:class:`PreparedData` is what every trial shares; :func:`fit_fold` turns a train/validation split
+of it into a :class:`FittedFold` ready to train, and :func:`evaluate` scores a fold.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data import Dataset, TargetEncoder, fit_preprocessor, inner_split
+from models import TensorData, Trainer, build_model, compute_metrics, output_size
+from models.metrics import light_metrics
+from orchestrator.config import Config
+from orchestrator.errors import TrainingError
+from orchestrator.foldcache import FOLD_CACHE, FoldData, fold_key
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Cleaned non-test data plus what every fold needs; shared read-only by all trials."""
+
+    dataset: Dataset
+    task: str
+    family: str
+    class_names: list[str] | None
+    groups: np.ndarray | None = None
+    # identifies this prepared data in a worker's fold cache (orchestrator.foldcache)
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def fold_seed(master: int, *path: int) -> int:
+    """Derive an independent 31-bit seed from the master seed and a path such as (fold,)."""
+    return int(np.random.SeedSequence([master, *path]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def to_tensors(x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None) -> TensorData:
+    return TensorData(
+        torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+        torch.from_numpy(np.ascontiguousarray(y)),
+        None if lengths is None else torch.from_numpy(np.asarray(lengths, dtype=np.int64)),
+    )
+
+
+@dataclass
+class FittedFold:
+    """One fold's fitted preprocessing, target encoder and trainer."""
+
+    preprocessor: object
+    target: TargetEncoder
+    trainer: Trainer
+    val: TensorData | None
+
+
+def fit_fold(
+    ds: Dataset,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray | None,
+    prepared: PreparedData,
+    config: Config,
+    seed: int,
+    early_stop: bool = True,
+    name: str = "refit",
+) -> FittedFold:
+    """Fit preprocessing on ``train_idx`` only and set up a trainer; ``val_idx`` is transformed.
+
+    ``name`` (``fold1``, …, ``refit``) keeps each trainer's ``training.checkpoint_dir`` apart.
+    """
+    task = prepared.task
+    training = config.training
+    if training.checkpoint_dir:
+        training = training.model_copy(
+            update={"checkpoint_dir": str(Path(training.checkpoint_dir) / name)}
+        )
+    use_es = (
+        early_stop and config.training.early_stopping.enabled and config.split.inner_val_size > 0
+    )
+    key = None
+    if name.startswith("fold") and prepared.token:
+        key = fold_key(prepared.token, int(name[4:]), config, seed, use_es)
+    data = FOLD_CACHE.get(key) if key is not None else None
+    if data is None:
+        data = prepare_fold(ds, train_idx, val_idx, prepared, config, seed, use_es)
+        if key is not None:
+            FOLD_CACHE.put(key, data)
+    pre, target = data.preprocessor, data.target
+    n_classes = target.n_classes_ if task == "classification" else None
+    n_out = output_size(task, n_classes, config.training.loss)
+    spec = config.model.model_copy(update={"family": prepared.family})
+    torch.manual_seed(seed)
+    model = build_model(spec, tuple(pre.output_shape_), n_out)
+    augment = None
+    if ds.modality == "image" and config.data.augment.enabled:
+        from data import augment_images
+
+        aug_cfg = config.data.augment
+
+        def augment(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+            return augment_images(batch, aug_cfg, gen)
+
+    trainer = Trainer(model, training, task, data.fit, data.early_stop, seed, augment=augment)
+    return FittedFold(pre, target, trainer, data.val)
+
+
+def prepare_fold(
+    ds: Dataset,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray | None,
+    prepared: PreparedData,
+    config: Config,
+    seed: int,
+    use_es: bool,
+) -> FoldData:
+    """Fit a fold's preprocessing and target encoder on ``train_idx``; its parts as tensors."""
+    task = prepared.task
+    train = ds.subset(train_idx)
+    target = TargetEncoder(task)
+    if task == "classification":
+        # class indices must agree across folds, and class labels carry no feature information
+        target.fit(ds.y if prepared.class_names is None else np.asarray(prepared.class_names))
+    else:
+        target.fit(train.y)
+    es_part = None
+    fit_part = train
+    if use_es:
+        fit_idx, es_idx = inner_split(train.y, task, config.split.inner_val_size, seed)
+        fit_part, es_part = train.subset(fit_idx), train.subset(es_idx)
+    pre = fit_preprocessor(train.X, ds.modality, config.data)
+
+    def tensors(part: Dataset) -> TensorData:
+        return to_tensors(pre.transform(part.X), target.transform(part.y), part.lengths)
+
+    return FoldData(
+        pre,
+        target,
+        tensors(fit_part),
+        tensors(es_part) if es_part is not None else None,
+        tensors(ds.subset(val_idx)) if val_idx is not None else None,
+    )
+
+
+def predict_tensors(trainer: Trainer, data: TensorData) -> np.ndarray:
+    return trainer.predict(data.x, data.lengths)
+
+
+def evaluate(
+    fold: FittedFold, task: str, n_classes: int | None, full: bool = True
+) -> dict[str, float]:
+    """Validation metrics of a fold in the target's own units, plus the training loss.
+
+    ``full=False`` computes only the cheap every-epoch subset (accuracy and log loss, or the
+    regression errors); the complete set is computed when a fold ends.
+    """
+    output, loss = fold.trainer.predict_with_loss(fold.val)
+    if not np.all(np.isfinite(output)):
+        raise TrainingError(
+            f"the predictions became non-finite at epoch {fold.trainer.epoch}: the training "
+            f"diverged; lower training.optimizer.lr or set training.grad_clip"
+        )
+    y = fold.val.y.numpy()
+    if task == "regression":
+        output, y = fold.target.inverse_transform(output), fold.target.inverse_transform(y)
+    if full:
+        metrics = compute_metrics(task, y, output, n_classes)
+    else:
+        metrics = light_metrics(task, y, output)
+    metrics["loss"] = loss
+    return metrics
