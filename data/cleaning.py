@@ -43,16 +43,35 @@ def _missing_target(y: np.ndarray) -> np.ndarray:
     return missing
 
 
-def _row_keys(ds: Dataset) -> list[str]:
-    """One hashable key per row (features and target) to find duplicates."""
+def _is_plain_number(s: pd.Series) -> bool:
+    """A numpy bool, integer or float column (not an extension dtype such as Int64)."""
+    return isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf"
+
+
+def _row_hashes(X: pd.DataFrame) -> np.ndarray:
+    """One uint64 per row; equal rows hash alike.
+
+    Number columns hash their values (equal numbers, and all NaNs, alike); other columns hash
+    as objects, where pandas compares each value's text (so 1 and '1' are alike there).
+    """
+    frame = X.copy(deep=False)
+    for i, (_, col) in enumerate(X.items()):
+        if not _is_plain_number(col):
+            frame.isetitem(i, col.astype(object))
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def _duplicated_rows(ds: Dataset) -> np.ndarray:
+    """True for each row whose features and target repeat an earlier row."""
     labels = label_strings(ds.y)
     if isinstance(ds.X, pd.DataFrame):
-        hashed = pd.util.hash_pandas_object(ds.X.astype(object), index=False).to_numpy()
-        return [f"{h}|{t}" for h, t in zip(hashed, labels, strict=True)]
-    return [
-        hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).hexdigest() + "|" + t
-        for x, t in zip(ds.X, labels, strict=True)
-    ]
+        rows: Any = _row_hashes(ds.X)
+    else:
+        rows = [
+            hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).hexdigest()
+            for x in ds.X
+        ]
+    return pd.DataFrame({"row": rows, "label": labels}).duplicated().to_numpy()
 
 
 def _fix_target_spelling(ds: Dataset, report: CleaningReport) -> Dataset:
@@ -70,6 +89,16 @@ def _fix_target_spelling(ds: Dataset, report: CleaningReport) -> Dataset:
     return replace(ds, y=fixed.to_numpy(dtype=object))
 
 
+def _is_constant(s: pd.Series) -> bool:
+    """At most one distinct value, NaN counting as a value (``nunique(dropna=False) <= 1``)."""
+    if isinstance(s, pd.Series) and _is_plain_number(s) and len(s):
+        values = s.to_numpy()
+        if values.dtype.kind == "f" and np.isnan(values[0]):
+            return bool(np.isnan(values).all())
+        return bool((values == values[0]).all())
+    return s.nunique(dropna=False) <= 1
+
+
 def _fix_table(ds: Dataset, cfg: CleaningConfig, report: CleaningReport) -> Dataset:
     X: pd.DataFrame = ds.X
     if cfg.fix_errors:
@@ -77,7 +106,7 @@ def _fix_table(ds: Dataset, cfg: CleaningConfig, report: CleaningReport) -> Data
         X = apply_corrections(X, learn_corrections(X, fix_errors=True), log)
         report.actions.extend(log)
     if cfg.drop_constant:
-        constant = [c for c in X.columns if X[c].nunique(dropna=False) <= 1]
+        constant = [c for c in X.columns if _is_constant(X[c])]
         if constant and len(constant) < X.shape[1]:
             X = X.drop(columns=constant)
             report.dropped_columns.extend(str(c) for c in constant)
@@ -125,8 +154,7 @@ def clean_dataset(ds: Dataset, cfg: CleaningConfig, task: str) -> tuple[Dataset,
     if ds.modality == "table":
         ds = _fix_table(ds, cfg, report)
     if cfg.drop_duplicates and ds.n_samples:
-        duplicated = pd.Series(_row_keys(ds)).duplicated().to_numpy()
-        ds = _drop_rows(ds, duplicated, "duplicating an earlier row", report)
+        ds = _drop_rows(ds, _duplicated_rows(ds), "duplicating an earlier row", report)
     if ds.modality == "table":
         ds = _drop_incomplete(ds, cfg, report)
     if ds.n_samples == 0:

@@ -32,22 +32,35 @@ def _stripped_text(s: pd.Series) -> pd.Series:
     """Non-missing cells as stripped strings (object dtype); empty strings become NaN."""
     out = s.astype(object).where(s.notna(), np.nan)
     mask = out.notna()
-    out[mask] = [str(v).strip() for v in out[mask]]
+    present = out[mask].to_numpy()
+    if pd.api.types.infer_dtype(present, skipna=False) == "string":
+        codes, distinct = pd.factorize(present)  # strip each distinct string once
+        out[mask] = np.asarray([str(v).strip() for v in distinct], dtype=object)[codes]
+    else:
+        # mixed cells (1, 1.0, True) compare equal but print differently: one at a time
+        out[mask] = [str(v).strip() for v in present]
     return out.where(out != "", np.nan)
+
+
+def _numbers_from_text(text: pd.Series) -> pd.Series:
+    """Stripped text cells (``_stripped_text``) as float64, NaN where not a number."""
+    mask = text.notna()
+    codes, distinct = pd.factorize(text[mask].to_numpy())
+    # parse each distinct string once; the same set of strings keeps to_numeric's inference
+    values = pd.Series(distinct, dtype=object).astype(str)
+    thousands = values.str.fullmatch(_THOUSANDS)
+    values[thousands] = values[thousands].str.replace(",", "", regex=False)
+    parsed = pd.to_numeric(values, errors="coerce").astype(np.float64).to_numpy()
+    out = pd.Series(np.nan, index=text.index, dtype=np.float64)
+    out[mask] = parsed[codes]
+    return out
 
 
 def parse_numbers(s: pd.Series) -> pd.Series:
     """Text cells as float64: whitespace and thousands separators removed, others NaN."""
     if _is_number_column(s):
         return s.astype(np.float64)
-    text = _stripped_text(s)
-    mask = text.notna()
-    values = text[mask].astype(str)
-    thousands = values.str.fullmatch(_THOUSANDS)
-    values[thousands] = values[thousands].str.replace(",", "", regex=False)
-    out = pd.Series(np.nan, index=s.index, dtype=np.float64)
-    out[mask] = pd.to_numeric(values, errors="coerce").astype(np.float64)
-    return out
+    return _numbers_from_text(_stripped_text(s))
 
 
 def _canonical_map(text: pd.Series) -> dict[str, str]:
@@ -74,7 +87,7 @@ def learn_corrections(frame: pd.DataFrame, fix_errors: bool = True) -> ColumnCor
             continue
         text = _stripped_text(s)
         present = int(text.notna().sum())
-        parsed = int(parse_numbers(s).notna().sum())
+        parsed = int(_numbers_from_text(text).notna().sum())
         if present and parsed / present >= NUMERIC_SHARE:
             corrections.numeric_columns.append(col)
         else:
@@ -103,7 +116,9 @@ def apply_corrections(
         mapping = corrections.category_maps.get(col)
         if mapping is not None:
             mask = text.notna()
-            text[mask] = [mapping.get(v.casefold(), v) for v in text[mask]]
+            codes, distinct = pd.factorize(text[mask].to_numpy())
+            spellings = [mapping.get(v.casefold(), v) for v in distinct]
+            text[mask] = np.asarray(spellings, dtype=object)[codes]
         out[col] = text.astype(object)
         if log is not None:
             before = s.astype(object).where(s.notna(), np.nan)

@@ -14,19 +14,31 @@ TASKS = ("classification", "regression")
 MAX_CLASSES = 20
 
 
+def _label_string(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, (np.integer,)):
+        return str(int(v))
+    return str(v)
+
+
 def label_strings(values: Any) -> np.ndarray:
     """Class labels as strings; integral numbers print without a decimal part (1.0 -> '1')."""
-
-    def one(v: Any) -> str:
-        if isinstance(v, (bool, np.bool_)):
-            return str(bool(v))
-        if isinstance(v, (float, np.floating)) and float(v).is_integer():
-            return str(int(v))
-        if isinstance(v, (np.integer,)):
-            return str(int(v))
-        return str(v)
-
-    return np.asarray([one(v) for v in np.asarray(values, dtype=object).ravel()], dtype=object)
+    if isinstance(values, (np.ndarray, pd.Series, pd.Index)) and isinstance(values.dtype, np.dtype):
+        flat = np.asarray(values).ravel()
+        if flat.dtype.kind in "biuf":
+            # a numeric array has few distinct labels: format each once. np.unique merges only
+            # values that print alike (NaNs; 0.0 and -0.0, which both print '0')
+            distinct, inverse = np.unique(flat, return_inverse=True)
+            names = [_label_string(v) for v in distinct.astype(object)]
+            return np.asarray(names, dtype=object)[inverse.ravel()]
+    cells = np.asarray(values, dtype=object).ravel()
+    if pd.api.types.infer_dtype(cells, skipna=False) == "string":
+        codes, distinct = pd.factorize(cells)  # text labels: each distinct one once
+        return np.asarray([str(v) for v in distinct], dtype=object)[codes]
+    return np.asarray([_label_string(v) for v in cells], dtype=object)
 
 
 def _present(y: Any) -> pd.Series:
@@ -80,7 +92,7 @@ def validate_target(y: Any, task: str) -> None:
     if task == "regression":
         numeric_target(y)
         return
-    classes = np.unique(label_strings(_present(y).to_numpy()))
+    classes = np.unique(pd.unique(label_strings(_present(y).to_numpy())))
     if len(classes) < 2:
         only = f" '{classes[0]}'" if len(classes) else ""
         raise DataError(f"target has a single class{only}; classification needs at least 2")
@@ -118,13 +130,15 @@ class TargetEncoder:
     def transform(self, y: Any) -> np.ndarray:
         if self.task == "classification":
             labels = label_strings(y)
-            unknown = sorted(set(labels.tolist()) - set(self.index_))
+            codes, distinct = pd.factorize(labels)
+            unknown = sorted(set(distinct.tolist()) - set(self.index_))
             if unknown:
                 shown = ", ".join(repr(u) for u in unknown[:5])
                 raise DataError(
                     f"unknown class label(s) {shown}; known classes: {', '.join(self.classes_)}"
                 )
-            return np.asarray([self.index_[v] for v in labels], dtype=np.int64)
+            index = np.asarray([self.index_[v] for v in distinct], dtype=np.int64)
+            return index[codes]
         return ((numeric_target(y) - self.mean_) / self.scale_).astype(np.float32)
 
     def inverse_transform(self, encoded: Any) -> np.ndarray:

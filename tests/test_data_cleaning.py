@@ -16,6 +16,8 @@ from data import (
     load_dataset,
     validate_target,
 )
+from data.corrections import parse_numbers
+from data.tasks import label_strings
 from orchestrator.config import CleaningConfig
 from orchestrator.errors import AutoMLWarning, DataError
 
@@ -146,3 +148,143 @@ def test_cleaning_errors():
     frame = pd.DataFrame({"a": [1, 2, 3], "t": ["x", "X", " x"]})
     with pytest.raises(DataError, match="target has a single class 'x'"):
         clean_dataset(_table(frame), CleaningConfig(), "classification")
+
+
+# ------------------------------------------------ vectorised paths keep the per-value results
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            np.array([1.0, -0.0, 0.0, np.nan, 2.5, 1e20]),
+            ["1", "0", "0", "nan", "2.5", "1" + "0" * 20],
+        ),
+        (np.array([0.1, 3.0], dtype=np.float32), ["0.10000000149011612", "3"]),
+        (np.array([3, -1, 3], dtype=np.int8), ["3", "-1", "3"]),
+        (np.array([True, False, True]), ["True", "False", "True"]),
+        (pd.Series([2, 10, 2], name="t"), ["2", "10", "2"]),
+        (np.array([[1.0], [2.0]]), ["1", "2"]),
+        (np.array(["a", " a", "a"], dtype=object), ["a", " a", "a"]),
+        (
+            np.array([1, "1", 1.0, True, None, np.nan], dtype=object),
+            ["1", "1", "1", "True", "None", "nan"],
+        ),
+        ([2.0, "x"], ["2", "x"]),
+    ],
+    ids=["floats", "float32", "int8", "bool", "series", "2-D", "text", "mixed", "list"],
+)
+def test_label_strings(values, expected):
+    assert label_strings(values).tolist() == expected
+
+
+def test_duplicates_with_nan_signed_zero_bool_and_text():
+    frame = pd.DataFrame(
+        {
+            "x": [np.nan, np.nan, 0.0, -0.0, 1.0, 1.0, 2.0, 2.0],
+            "b": [True, True, False, False, True, True, False, False],
+            "c": ["u", "u", "v", " v", None, None, "w", "W"],
+            "t": [0, 0, 1, 1, 1, 0, 1, 1],
+        }
+    )
+    cleaned, report = clean_dataset(_table(frame), CleaningConfig(), "classification")
+    # NaN matches NaN, -0.0 matches 0.0, and corrections make ' v' and 'W' repeat 'v' and 'w'
+    assert report.actions[-1] == "dropped 3 row(s) duplicating an earlier row"
+    np.testing.assert_array_equal(cleaned.X["x"], [np.nan, 0.0, 1.0, 1.0, 2.0])
+    # without corrections ' v' and 'v' differ, as do 'w' and 'W'
+    cleaned, report = clean_dataset(
+        _table(frame), CleaningConfig(fix_errors=False), "classification"
+    )
+    assert report.actions == ["dropped 1 row(s) duplicating an earlier row"]
+    assert cleaned.X["b"].dtype == bool and cleaned.n_samples == 7
+
+
+def test_duplicates_match_hashing_every_cell_as_text():
+    """Number columns hashed by value find the rows that hashing each cell's text found."""
+    rng = np.random.default_rng(0)
+    n = 400
+    mixed = [1, "1", 1.0, True, None]
+    frame = pd.DataFrame(
+        {
+            "f": rng.choice([0.0, -0.0, 0.5, np.nan], n).astype(np.float32),
+            "i": rng.integers(0, 2, n),
+            "b": rng.integers(0, 2, n).astype(bool),
+            "s": rng.choice(["a", "b", ""], n),
+            "m": pd.Series([mixed[k] for k in rng.integers(0, len(mixed), n)], dtype=object),
+            "t": rng.integers(0, 2, n),
+        }
+    )
+    ds = _table(frame)
+    cleaned, _ = clean_dataset(ds, CleaningConfig(fix_errors=False), "classification")
+    hashed = pd.util.hash_pandas_object(ds.X.astype(object), index=False)
+    keys = [f"{h}|{t}" for h, t in zip(hashed, label_strings(ds.y), strict=True)]
+    kept = ~pd.Series(keys).duplicated().to_numpy()
+    pd.testing.assert_frame_equal(cleaned.X, ds.X[kept].reset_index(drop=True))
+
+
+def test_duplicates_need_the_same_label():
+    frame = pd.DataFrame({"a": [1.5] * 4, "t": [1.0, 1.0, 2.0, 1.0]})
+    cleaned, report = clean_dataset(_table(frame), CleaningConfig(), "classification")
+    assert cleaned.y.tolist() == [1.0, 2.0] and report.rows_out == 2
+
+
+@pytest.mark.parametrize("fix_errors", [True, False], ids=["fix", "no-fix"])
+def test_constant_columns_nan_signed_zero_and_bool(fix_errors):
+    frame = pd.DataFrame(
+        {
+            "nan": [np.nan] * 4,
+            "zero": [0.0, -0.0, 0.0, -0.0],
+            "flag": [True] * 4,
+            "half": [1.0, np.nan, 1.0, 1.0],
+            "word": ["k", "k", "k", "k"],
+            "x": [1, 2, 3, 4],
+            "t": [0, 1, 0, 1],
+        }
+    )
+    _, report = clean_dataset(
+        _table(frame), CleaningConfig(fix_errors=fix_errors), "classification"
+    )
+    assert report.dropped_columns == ["nan", "zero", "flag", "word"]
+
+
+def test_parse_numbers_repeated_text_keeps_index():
+    cells = [" 1,234 ", "1,234", "?", None, "", "3.5", "1,23", "3.5", "-2,000.5", "1e3"]
+    s = pd.Series(cells * 3, index=np.arange(30) * 2 + 5)
+    out = parse_numbers(s)
+    assert out.index.equals(s.index) and out.dtype == np.float64
+    expected = [1234.0, 1234.0, np.nan, np.nan, np.nan, 3.5, np.nan, 3.5, -2000.5, 1000.0]
+    np.testing.assert_array_equal(out.to_numpy(), expected * 3)
+
+
+def test_corrections_on_repeated_variants_log_counts():
+    frame = pd.DataFrame(
+        {
+            "c": ["Red", " red", "RED", "red", "red", None, " ", "Blue", "blue"] * 2,
+            "n": ["1", " 2 ", "3,000", "x", None, "4", "5", "6", "7"] * 2,
+            "m": [1, "1", 1.0, True, " a", "A", None, 2, "b"] * 2,
+        }
+    )
+    log: list[str] = []
+    out = apply_corrections(frame, learn_corrections(frame), log)
+    assert out["c"].fillna("-").tolist()[:9] == ["red"] * 5 + ["-", "-", "Blue", "Blue"]
+    np.testing.assert_array_equal(out["n"][:5], [1.0, 2.0, 3000.0, np.nan, np.nan])
+    assert out["m"].fillna("-").tolist()[:9] == ["1", "1", "1.0", "True", "A", "A", "-", "2", "b"]
+    assert log == [
+        "column 'c': 10 category spellings unified (case/spaces)",
+        "column 'n': 14 numbers stored as text converted",
+        "column 'n': 2 non-numeric values ('x') set to missing",
+        "column 'm': 10 category spellings unified (case/spaces)",
+    ]
+
+
+def test_float_target_that_is_integral_and_text_encoder():
+    y = np.array([0.0, 1.0, 2.0, np.nan] * 10, dtype=np.float32)
+    assert detect_task(y) == "classification"
+    frame = pd.DataFrame({"a": np.arange(40.0), "t": y})
+    with pytest.warns(AutoMLWarning, match="dropped 10 of 40 rows"):
+        cleaned, _ = clean_dataset(_table(frame), CleaningConfig(), "classification")
+    enc = TargetEncoder("classification").fit(cleaned.y)
+    assert enc.classes_.tolist() == ["0", "1", "2"]
+    assert enc.transform(cleaned.y).tolist() == [0, 1, 2] * 10
+    enc = TargetEncoder("classification").fit(np.array(["b", "a", "b"], dtype=object))
+    assert enc.transform(np.array(["a", "b", "a", "b"], dtype=object)).tolist() == [0, 1, 0, 1]
+    with pytest.raises(DataError, match=r"unknown class label\(s\) 'c', 'd'; known classes: a, b"):
+        enc.transform(["d", "a", "c", "d"])
