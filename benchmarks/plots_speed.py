@@ -3,8 +3,9 @@
 Draws and saves one trial's three PNGs (confusion matrix, ROC one-vs-rest, learning curves) for a
 digits-like trial: 10 classes, 1797 out-of-fold rows, 20 epochs of history. Each side runs once to
 warm up (fonts, caches), then ``--reps`` times, alternating; prints the median milliseconds per
-figure and per set and the ratio, then the cost of the first set in a fresh interpreter, imports
-included (a new Ray worker's first trial).
+figure and per set and the ratio (and CPU time per set, which other load on the machine disturbs
+less), then the cost of the first set in a fresh interpreter, imports included (a new Ray worker's
+first trial).
 The matplotlib code is the old ``orchestrator/plots.py``, kept here only for this comparison.
 
     python -m benchmarks.plots_speed [--reps 20] [--examples /tmp/plots_examples]
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import statistics
 import subprocess
 import sys
@@ -228,6 +230,7 @@ def main() -> None:
     pillow = figure_set(False, data)
     sides = {"matplotlib": figure_set(True, data), "pillow": pillow, "pillow cold": cold(pillow)}
     times: dict[str, dict[str, list[float]]] = {s: {f: [] for f in FIGURES} for s in sides}
+    cpu: dict[str, list[float]] = {s: [] for s in sides}  # CPU seconds per set
     with tempfile.TemporaryDirectory() as tmp:
         names = {side: side.split()[0] for side in sides}  # file names: matplotlib-*, pillow-*
         for side, figures in sides.items():  # warm-up: imports, fonts, caches
@@ -235,10 +238,13 @@ def main() -> None:
                 make(Path(tmp, f"{names[side]}-{name}.png"))
         for _ in range(args.reps):
             for side, figures in sides.items():
+                cpu[side].append(0.0)
                 for name, make in figures.items():
-                    start = time.perf_counter()
+                    gc.collect()  # so one side's garbage is not collected on the other's clock
+                    start, cpu_start = time.perf_counter(), time.process_time()
                     make(Path(tmp, f"{names[side]}-{name}.png"))
                     times[side][name].append(time.perf_counter() - start)
+                    cpu[side][-1] += time.process_time() - cpu_start
         sizes = {p.name: p.stat().st_size for p in Path(tmp).glob("*.png")}
         if args.examples:
             args.examples.mkdir(parents=True, exist_ok=True)
@@ -267,6 +273,8 @@ def main() -> None:
               f"{ms['matplotlib'] / ms['pillow']:>7.1f}x{kb:>16}")  # fmt: skip
     old, new, new_cold = totals["matplotlib"], totals["pillow"], totals["pillow cold"]
     print(f"{'set of three':<18}{old:>11.1f}{new:>8.1f}{new_cold:>7.1f}{old / new:>7.1f}x")
+    cpu_ms = ", ".join(f"{side} {1000 * statistics.median(cpu[side]):.1f}" for side in sides)
+    print(f"CPU ms per set (median, less sensitive to other load): {cpu_ms}")
     print(f"antialiasing a 2000x800 canvas to 1000x400 (ms): {antialiasing()}")
     print("first set in a fresh interpreter, imports included (median of 3, ms): "
           + ", ".join(f"{side} {1000 * statistics.median(first_set(side) for _ in 'abc'):.0f}"

@@ -2,8 +2,8 @@
 
 Every function returns a ``Figure`` (a Pillow image and ``save(path)``, which writes a PNG). A trial
 logs three figures, and with matplotlib (its import, text layout, Agg rendering and PNG encoding)
-they cost about a second of every trial; these take a few milliseconds. Charts with lines are drawn
-at twice their size and reduced, which antialiases them.
+they cost about a second of every trial; these take a few milliseconds. Plot areas with lines are
+drawn at twice their size and reduced, which antialiases the lines.
 """
 
 from __future__ import annotations
@@ -108,11 +108,12 @@ def blues(share: np.ndarray) -> np.ndarray:
 
 
 def nice_ticks(lo: float, hi: float, target: int = 5, integer: bool = False) -> list[float]:
-    """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) inside ``[lo, hi]``."""
-    raw = max((hi - lo) / max(target, 1), 1e-12)
-    mag = 10.0 ** math.floor(math.log10(raw))
+    """Round tick values inside ``[lo, hi]``, about ``target`` of them: steps of 1, 2, 2.5 or 5
+    times a power of ten (no 2.5 for ``integer`` ticks)."""
+    span = max(hi - lo, 1e-12)
+    mag = 10.0 ** math.floor(math.log10(span / max(target, 1)))
     multiples = (1, 2, 5, 10) if integer else (1, 2, 2.5, 5, 10)
-    step = next(m * mag for m in multiples if m * mag >= raw * (1 - 1e-9))
+    step = min((m * mag for m in multiples), key=lambda step: abs(span / step - target))
     if integer:
         step = max(step, 1.0)
     first = math.ceil(lo / step - 1e-9)
@@ -166,18 +167,19 @@ class Figure:
 
 
 class Canvas:
-    """A white RGB image drawn ``scale`` times larger; every coordinate is in final pixels.
+    """A white RGB image; coordinates are the figure's pixels.
 
-    Reducing the image at the end antialiases lines (Pillow draws them aliased).
+    With ``scale`` 2 it is drawn twice as large and ``reduced`` at the end, which antialiases lines
+    (Pillow draws them aliased); ``origin`` is the figure pixel at its top-left corner.
     """
 
-    def __init__(self, width: int, height: int, scale: int = 2) -> None:
-        self.scale = scale
+    def __init__(self, width: float, height: float, scale: int = 1, origin: tuple = (0, 0)):
+        self.scale, self.origin = scale, origin
         self.image = Image.new("RGB", (round(width) * scale, round(height) * scale), "white")
         self.draw = ImageDraw.Draw(self.image)
 
-    def text_width(self, text: str, size: float) -> float:
-        return text_width(text, size * self.scale) / self.scale
+    def _px(self, x: float, y: float) -> tuple[float, float]:
+        return (x - self.origin[0]) * self.scale, (y - self.origin[1]) * self.scale
 
     def text(
         self,
@@ -191,56 +193,61 @@ class Canvas:
         """``anchor``: Pillow's two letters ("mm", "rt", ...), the point ``xy`` on the text
         before it is turned ``angle`` degrees anticlockwise about that point."""
         mask, dx, dy = _text_mask(text, max(1, round(size * self.scale)), anchor, angle)
-        x, y = round(xy[0] * self.scale) + dx, round(xy[1] * self.scale) + dy
+        x, y = self._px(*xy)
+        x, y = round(x) + dx, round(y) + dy
         self.image.paste(fill, (x, y, x + mask.width, y + mask.height), mask)
 
     def line(self, points: Sequence[tuple], fill: tuple, width: float = 1) -> None:
-        xy = [(x * self.scale, y * self.scale) for x, y in points]
+        xy = [self._px(x, y) for x, y in points]
         self.draw.line(xy, fill=fill, width=max(1, round(width * self.scale)))
 
     def polyline(self, xs: np.ndarray, ys: np.ndarray, fill: tuple, width: float) -> None:
         """A joined line through many points; only its ends and the points where it turns are
         drawn (a ROC curve's thousand steps are a few dozen pixel corners)."""
-        z = np.rint(np.asarray(xs) * self.scale) + 1j * np.rint(np.asarray(ys) * self.scale)
+        (ox, oy), s = self.origin, self.scale
+        z = np.rint((np.asarray(xs) - ox) * s) + 1j * np.rint((np.asarray(ys) - oy) * s)
         moved = np.diff(z) != 0
         z, step = z[np.concatenate(([True], moved))], np.diff(z)[moved]
         if len(step) > 1:  # keep the ends and every turn (ROC curves are long staircases)
             turn = step[:-1].conj() * step[1:]
             z = z[np.concatenate(([True], (turn.imag != 0) | (turn.real < 0), [True]))]
         xy = np.column_stack([z.real, z.imag]).astype(np.int64).ravel().tolist()
-        self.draw.line(xy, fill=fill, width=max(1, round(width * self.scale)), joint="curve")
+        self.draw.line(xy, fill=fill, width=max(1, round(width * s)), joint="curve")
 
     def dashed(self, a: tuple, b: tuple, fill: tuple, width: float = 1, dash: float = 5) -> None:
-        s, length = self.scale, math.dist(a, b) or 1.0
+        length = math.dist(a, b) or 1.0
         starts = np.arange(0.0, length, 2 * dash) / length
         ends = np.minimum(starts + dash / length, 1.0)
-        (x, y), dx, dy = (a[0] * s, a[1] * s), (b[0] - a[0]) * s, (b[1] - a[1]) * s
-        w = max(1, round(width * s))
+        (x, y), (x1, y1) = self._px(*a), self._px(*b)
+        w = max(1, round(width * self.scale))
         for t0, t1 in zip(starts.tolist(), ends.tolist(), strict=True):
-            self.draw.line((x + dx * t0, y + dy * t0, x + dx * t1, y + dy * t1), fill=fill, width=w)
+            xy = (x + (x1 - x) * t0, y + (y1 - y) * t0, x + (x1 - x) * t1, y + (y1 - y) * t1)
+            self.draw.line(xy, fill=fill, width=w)
 
     def rectangle(self, box: Sequence[float], fill: Any = None, outline: Any = None) -> None:
-        xy = [round(v * self.scale) for v in box]
-        self.draw.rectangle(xy, fill=fill, outline=outline, width=self.scale // 2 or 1)
+        xy = [round(v) for v in (*self._px(box[0], box[1]), *self._px(box[2], box[3]))]
+        self.draw.rectangle(xy, fill=fill, outline=outline, width=self.scale)
 
     def dot(self, xy: tuple[float, float], radius: float, fill: tuple) -> None:
-        x, y, r = xy[0] * self.scale, xy[1] * self.scale, radius * self.scale
+        (x, y), r = self._px(*xy), radius * self.scale
         self.draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
 
-    def finish(self) -> Figure:
+    def reduced(self) -> Image.Image:
         # reduce() averages scale x scale blocks: about twenty times cheaper than a Lanczos
-        # resize, and as clean for lines and text at this size (benchmarks/plots_speed.py)
-        return Figure(self.image.reduce(self.scale) if self.scale > 1 else self.image)
+        # resize, and as clean for lines at this size (benchmarks/plots_speed.py)
+        return self.image.reduce(self.scale) if self.scale > 1 else self.image
 
 
 class Axes:
     """A plot area on a canvas: linear data→pixel mapping, grid, frame, ticks, lines, legend.
 
     ``outer`` is the panel's box (left, top, right, bottom); the plot box inside it leaves room for
-    the title, the axis labels and the tick labels.
+    the title, the axis labels and the tick labels. The grid and the lines go on ``layer``, the
+    plot box drawn twice as large, which ``finish`` reduces onto the canvas (text needs no
+    supersampling: FreeType antialiases it).
     """
 
-    TICK, LABEL, TITLE = 11.5, 13, 14.5
+    TICK, LABEL, TITLE = 12, 13, 15
 
     def __init__(
         self,
@@ -254,9 +261,11 @@ class Axes:
         self.canvas, self.xlim, self.ylim = canvas, xlim, ylim
         self.xticks, self.yticks = list(xticks), list(yticks)
         self.xlabels, self.ylabels = _tick_labels(self.xticks), _tick_labels(self.yticks)
-        self.widest = max((canvas.text_width(t, self.TICK) for t in self.ylabels), default=0.0)
-        left, top, right, bottom = outer
-        self.box = (left + 34 + self.widest, top + 30, right - 12, bottom - 44)
+        self.widest = max((text_width(t, self.TICK) for t in self.ylabels), default=0.0)
+        left, top, right, bottom = (round(v) for v in outer)
+        self.box = (left + 34 + round(self.widest), top + 30, right - 12, bottom - 44)
+        left, top, right, bottom = self.box
+        self.layer = Canvas(right - left, bottom - top, scale=2, origin=(left, top))
 
     def to_px(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         left, top, right, bottom = self.box
@@ -270,14 +279,13 @@ class Axes:
         xs, _ = self.to_px(self.xticks, np.zeros(len(self.xticks)))
         _, ys = self.to_px(np.zeros(len(self.yticks)), self.yticks)
         for x, label in zip(xs, self.xlabels, strict=True):
-            c.line([(x, top), (x, bottom)], GRID)
+            self.layer.line([(x, top), (x, bottom)], GRID)
             c.line([(x, bottom), (x, bottom + 4)], SOFT)
             c.text((x, bottom + 6), label, self.TICK, anchor="mt")
         for y, label in zip(ys, self.ylabels, strict=True):
-            c.line([(left, y), (right, y)], GRID)
+            self.layer.line([(left, y), (right, y)], GRID)
             c.line([(left - 4, y), (left, y)], SOFT)
             c.text((left - 6, y), label, self.TICK, anchor="rm")
-        c.rectangle(self.box, outline=SOFT)
         c.text(((left + right) / 2, top - 9), title, self.TITLE, anchor="ms")
         c.text(((left + right) / 2, bottom + 24), xlabel, self.LABEL, anchor="mt")
         c.text((left - self.widest - 12, (top + bottom) / 2), ylabel, self.LABEL, "md", angle=90)
@@ -289,33 +297,37 @@ class Axes:
         breaks = np.flatnonzero(np.diff(finite.astype(np.int8))) + 1
         for run in np.split(np.arange(len(px)), breaks) if len(breaks) else [np.arange(len(px))]:
             if len(run) > 1 and finite[run[0]]:
-                self.canvas.polyline(px[run], py[run], color, width)
+                self.layer.polyline(px[run], py[run], color, width)
         if dots:
             radius = 2.4 if finite.sum() <= 30 else 1.6
             for xy in zip(px[finite], py[finite], strict=True):
-                self.canvas.dot(xy, radius, color)
+                self.layer.dot(xy, radius, color)
+
+    def finish(self, legend: Sequence[tuple[str, tuple, bool]] = ()) -> None:
+        """Put the plot box on the canvas, frame it, and add the legend (label, colour, dashed)."""
+        self.canvas.image.paste(self.layer.reduced(), self.box[:2])
+        self.canvas.rectangle(self.box, outline=SOFT)
+        if legend:
+            self._legend(legend)
 
     def note(self, text: str) -> None:
         left, top, right, bottom = self.box
         self.canvas.text(((left + right) / 2, (top + bottom) / 2), text, self.LABEL, "mm", SOFT)
 
-    def legend(self, entries: Sequence[tuple[str, tuple, bool]], size: float = 11) -> None:
-        """``entries``: (label, colour, dashed); drawn in the plot corner that hides least."""
+    def _legend(self, entries: Sequence[tuple[str, tuple, bool]], size: float = 11) -> None:
+        """In the plot corner where it hides least of the lines."""
         c, (left, top, right, bottom) = self.canvas, self.box
         row, swatch = size * 1.45, 22
         rows = max(1, min(len(entries), int((bottom - top - 16) // row)))
         columns = [entries[i : i + rows] for i in range(0, len(entries), rows)]
-        widths = [swatch + 8 + max(c.text_width(e[0], size) for e in col) for col in columns]
-        w, h = sum(widths) + 12 * len(columns) + 4, rows * row + 10
+        widths = [swatch + 8 + max(text_width(e[0], size) for e in col) for col in columns]
+        w, h = round(sum(widths) + 12 * len(columns) + 4), round(rows * row + 10)
         corners = [(right - 8 - w, bottom - 8 - h), (right - 8 - w, top + 8), (left + 8, top + 8),
                    (left + 8, bottom - 8 - h)]  # fmt: skip
 
-        def hidden(corner: tuple[float, float]) -> int:
-            """How much the box would hide: its pixels darker than the grid (at the final size)."""
+        def hidden(corner: tuple[int, int]) -> int:  # pixels darker than the grid
             box = (corner[0], corner[1], corner[0] + w, corner[1] + h)
-            sample = c.image.resize((round(w), round(h)), Image.Resampling.NEAREST,
-                                    box=[v * c.scale for v in box])  # fmt: skip
-            return sum(sample.convert("L").histogram()[:200])
+            return sum(c.image.crop(box).convert("L").histogram()[:200])
 
         x0, y0 = min(corners, key=hidden)  # ties keep the first: lower right
         c.rectangle((x0, y0, x0 + w, y0 + h), fill=(255, 255, 255), outline=(200, 200, 200))
@@ -350,7 +362,7 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]) -> Figur
     bar_text = text_width("1.0", 11)
     left, top = round(16 + 18 + 8 + widest + 8), 44
     width = left + side + 20 + 16 + 6 + bar_text + 8 + 18 + 12
-    c = Canvas(width, top + side + 14 + x_height + 18 + 14, scale=1)  # no slanted lines
+    c = Canvas(width, top + side + 14 + x_height + 18 + 14)  # straight lines: no supersampling
 
     cells = Image.fromarray(blues(share), "RGB").resize((side, side), Image.Resampling.NEAREST)
     c.image.paste(cells, (left, top))
@@ -388,7 +400,7 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]) -> Figur
         c.line([(bar + 16, y), (bar + 20, y)], SOFT)
         c.text((bar + 22, y), f"{value:.1f}", 11, anchor="lm")
     c.text((bar + 22 + bar_text + 8, top + side / 2), "share of true class", 12.5, "ma", angle=90)
-    return c.finish()
+    return Figure(c.image)
 
 
 def _roc_points(y_bin: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -423,9 +435,7 @@ def roc_curve_figure(y_true: np.ndarray, proba: np.ndarray, class_names: Sequenc
     title = "ROC curve" + (" (one vs rest)" if p.shape[1] > 2 else "")
     ax.frame(title, "false positive rate", "true positive rate")
     (x0, x1), (y0, y1) = ax.to_px([0, 1], [0, 1])
-    c.dashed((x0, y0), (x1, y1), CHANCE, 1.2)
-    if not len(y):
-        ax.note("no rows with scores")
+    ax.layer.dashed((x0, y0), (x1, y1), CHANCE, 1.2)
     entries = []
     classes = [1] if p.shape[1] == 2 else range(p.shape[1])
     for n, k in enumerate(classes if len(y) else []):
@@ -436,8 +446,10 @@ def roc_curve_figure(y_true: np.ndarray, proba: np.ndarray, class_names: Sequenc
         color = TAB10[n % len(TAB10)]
         ax.plot(fpr, tpr, color)
         entries.append((f"{label} (AUC {auc:.3f})", color, False))
-    ax.legend(entries + [("chance", CHANCE, True)])
-    return c.finish()
+    ax.finish(entries + [("chance", CHANCE, True)])
+    if not len(y):
+        ax.note("no rows with scores")
+    return Figure(c.image)
 
 
 def learning_curves_figure(history: Sequence[dict[str, Any]], metric: str) -> Figure:
@@ -467,8 +479,7 @@ def learning_curves_figure(history: Sequence[dict[str, Any]], metric: str) -> Fi
         colors = [TAB10[2]] if keys == [metric] else TAB10
         for ys, color in zip(lines.values(), colors, strict=False):
             ax.plot(epochs, ys, color, dots=True)
-        if lines:
-            ax.legend([(k, col, False) for k, col in zip(lines, colors, strict=False)])
+        ax.finish([(k, col, False) for k, col in zip(lines, colors, strict=False)])
         if not len(values):
             ax.note("no values")
-    return c.finish()
+    return Figure(c.image)
