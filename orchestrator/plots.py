@@ -351,15 +351,15 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]) -> Figur
         raise ValueError(f"confusion matrix must be {k}x{k} for {k} classes, got {cm.shape}")
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
-    cell = int(np.clip(520 // max(k, 1), 10, 150))
+    cell = int(np.clip(520 // max(k, 1), 14, 150))
     side = k * cell
     names = [n if len(n) <= 18 else n[:17] + "…" for n in map(str, class_names)]
-    label_size = float(np.clip(cell * 0.5, 8, 12))
+    label_size = float(np.clip(cell * 0.75, 8, 12))
     shown = range(0, k, max(1, math.ceil(label_size * 1.3 / cell)))  # thin cells: every n-th
     widest = max((text_width(names[i], label_size) for i in shown), default=0.0)
     slanted = widest > cell * shown.step - 6
     x_height = (widest + label_size) * math.sqrt(0.5) if slanted else label_size * 1.3
-    bar_text = text_width("1.0", 11)
+    bar_text = text_width("1.0", Axes.TICK)
     left, top = round(16 + 18 + 8 + widest + 8), 44
     width = left + side + 20 + 16 + 6 + bar_text + 8 + 18 + 12
     c = Canvas(width, top + side + 14 + x_height + 18 + 14)  # straight lines: no supersampling
@@ -387,9 +387,10 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]) -> Figur
         for (i, j), count in np.ndenumerate(cm):
             fill = (255, 255, 255) if share[i, j] > 0.5 else INK
             c.text((xs[j], ys[i]), str(int(count)), size, "mm", fill)
-    c.text((left + side / 2, top - 14), f"confusion matrix (n={int(cm.sum())})", 14, anchor="ms")
-    c.text((left + side / 2, top + side + 14 + x_height), "predicted", 12.5, anchor="mt")
-    c.text((16, top + side / 2), "true", 12.5, "ma", angle=90)
+    title = f"confusion matrix (n={int(cm.sum())})"
+    c.text((left + side / 2, top - 14), title, Axes.TITLE, anchor="ms")
+    c.text((left + side / 2, top + side + 14 + x_height), "predicted", Axes.LABEL, anchor="mt")
+    c.text((16, top + side / 2), "true", Axes.LABEL, "ma", angle=90)
 
     bar = left + side + 20  # the colour bar, 1 at the top
     ramp = blues(np.linspace(1.0, 0.0, side))[:, None, :].repeat(16, axis=1)
@@ -398,8 +399,9 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]) -> Figur
     for value in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
         y = top + (1.0 - value) * (side - 1)
         c.line([(bar + 16, y), (bar + 20, y)], SOFT)
-        c.text((bar + 22, y), f"{value:.1f}", 11, anchor="lm")
-    c.text((bar + 22 + bar_text + 8, top + side / 2), "share of true class", 12.5, "ma", angle=90)
+        c.text((bar + 22, y), f"{value:.1f}", Axes.TICK, anchor="lm")
+    label = "share of true class"
+    c.text((bar + 22 + bar_text + 8, top + side / 2), label, Axes.LABEL, "ma", angle=90)
     return Figure(c.image)
 
 
