@@ -76,6 +76,9 @@ def test_png_bytes_round_trips_any_rgb_image():
     image = Image.fromarray(noise, "RGB")
     with Image.open(io.BytesIO(png_bytes(image))) as decoded:
         assert np.array_equal(np.asarray(decoded), noise)
+    grey = Image.fromarray(noise[..., 0], "L")  # other modes are written as RGB
+    with Image.open(io.BytesIO(png_bytes(grey))) as decoded:
+        assert decoded.mode == "RGB" and np.array_equal(np.asarray(decoded)[..., 1], noise[..., 0])
 
 
 def test_confusion_matrix_shades_the_largest_count_darkest():
