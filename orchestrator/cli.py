@@ -212,6 +212,11 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         from orchestrator.config import apply_overrides
 
         config = apply_overrides(config, {k: v for k, v in search_flags.items() if v is not None})
+    from orchestrator.raystart import ensure_ray
+
+    # Ray first, before the heavy imports below: its prestarted workers import torch, MLflow and
+    # the trainable meanwhile, instead of after the driver is ready
+    ensure_ray(address, preload=config.search.cpus_per_trial <= 1)
     from orchestrator.report import print_search_result, print_trial
     from orchestrator.search import run_search
 

@@ -17,6 +17,7 @@ from orchestrator.crossval import main_metric, metric_mode
 from orchestrator.defaults import with_default_space
 from orchestrator.errors import AutoMLError, ConfigError
 from orchestrator.pipeline import PreparedRun, RefitResult, prepare_run, refit_and_test
+from orchestrator.raystart import ensure_ray
 from orchestrator.space import (
     expected_trials,
     grid_size,
@@ -66,23 +67,6 @@ class SearchResult:
             "trials": [t.to_json() for t in self.trials],
             "wall_s": self.wall_s,
         }
-
-
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Start Ray embedded on this machine, or join ``address`` / ``RAY_ADDRESS``."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {
-        "include_dashboard": False,
-        "configure_logging": False,
-        "log_to_driver": False,
-    }
-    if address is None and num_cpus is not None:
-        kwargs["num_cpus"] = num_cpus
-    ray.init(address=address, **kwargs)
 
 
 def build_searcher(config: Config, parsed: dict, metric: str, mode: str, max_concurrent: int):
@@ -174,6 +158,8 @@ def run_search(
 ) -> SearchResult:
     """Run (or resume) a search, then refit the best configuration and test it once."""
     started = time.perf_counter()
+    # Ray first: its workers import what trials need while the data is prepared
+    ensure_ray(address, preload=config.search.cpus_per_trial <= 1)
     run = prepare_run(config)
     config = with_default_space(config, run.prepared.family)
     search = config.search
@@ -188,8 +174,9 @@ def run_search(
     if config.tracking.enabled:
         from orchestrator.tracking import SearchTracker, describe_dataset
 
-        # before Ray starts: the tracker takes MLFLOW_RUN_ID (set by `mlflow run`) out of the
-        # environment, so that workers cannot inherit it and collapse every trial into one run
+        # MLFLOW_RUN_ID (set by `mlflow run`) left the environment before Ray started, so that
+        # workers cannot inherit it and collapse every trial into one run; the tracker takes it
+        # back from orchestrator.raystart and makes that run the parent
         tracker = SearchTracker(config.tracking.tracking_uri, config.tracking.experiment or name)
         tracker.start(
             config,
@@ -286,7 +273,7 @@ def _tune(config, run, parsed, name, exp_dir, resume, address, callbacks, on_tri
     from orchestrator.trial import run_trial
 
     search = config.search
-    ensure_ray(address)
+    ensure_ray(address, preload=search.cpus_per_trial <= 1)
     import ray
 
     total_cpus = int(ray.cluster_resources().get("CPU", 1))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from mlflow.entities import Metric
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from orchestrator.errors import AutoMLError
+from orchestrator.raystart import take_outer_run_id
 from orchestrator.tracking.artifacts import cv_metrics, write_cv_artifacts
 from orchestrator.tracking.stores import (
     DEFAULT_EXPERIMENT,
@@ -73,7 +73,7 @@ class SearchTracker:
         search = config.search
         metric = metric or search.metric
         mode = mode or search.mode or (default_mode(metric) if metric else None)
-        outer = os.environ.pop("MLFLOW_RUN_ID", None)  # workers must not inherit it
+        outer = take_outer_run_id()  # out of the environment: workers must not inherit it
         existing = {}
         if outer:  # launched by `mlflow run`: that run is the parent
             run = client.get_run(outer)
