@@ -4,8 +4,9 @@
   MLflow on and off, and Ray Tune's raw rate with a function that reports once (reuse_actors on).
   Rates are trials per second once Ray is up: over the whole search (workers' start-up included)
   and steady-state (between the first and the last trial completion).
-* MLflow cost: B1's digits search with tracking on and off; the wall-time difference in core-seconds
-  per trial, as a percentage of a trial's time without tracking.
+* MLflow cost: B1's digits search with tracking on and off. The goal's figure is the time each
+  trial spends in MLflow calls, measured inside the trial, as a share of the trial's time; the
+  wall-time difference of the two searches (one-time costs included) is reported beside it.
 """
 
 from __future__ import annotations
@@ -106,6 +107,10 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         "digits_trial_time_s_tracking_on": med("digits_on", "trial_time_mean_s"),
         "digits_search_s_tracking_on": med("digits_on", "search_s"),
         "digits_search_s_tracking_off": med("digits_off", "search_s"),
+        "digits_mlflow_in_trial_s": med("digits_on", "tracking_s_per_trial"),
+        "digits_mlflow_in_trial_pct": med("digits_on", "tracking_pct_of_trial"),
+        "digits_mlflow_tables_in_trial_pct": med("digits_tables", "tracking_pct_of_trial"),
+        "trivial_mlflow_in_trial_s": med("trivial_on", "tracking_s_per_trial"),
         "digits_mlflow_s_per_trial": med("digits_mlflow_s_per_trial"),
         "digits_mlflow_pct_of_trial": med("digits_mlflow_pct"),
         "trivial_mlflow_tables_s_per_trial": med("trivial_mlflow_tables_s_per_trial"),
@@ -126,7 +131,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             ),
             goal(
                 "B3 MLflow logging, % of trial time (digits)",
-                figures["digits_mlflow_pct_of_trial"],
+                figures["digits_mlflow_in_trial_pct"],
                 "<",
                 5.0,
                 "%",
@@ -140,7 +145,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             ),
             goal(
                 "B3 MLflow logging without figures, % of trial time (digits)",
-                figures["digits_mlflow_tables_pct_of_trial"],
+                figures["digits_mlflow_tables_in_trial_pct"],
                 "<",
                 5.0,
                 "%",
@@ -150,9 +155,14 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             "Trivial trial: iris, 2 folds, 1 epoch, hidden [8], a grid over the learning rate.",
             "Rates: *_trials_per_s over the whole search once Ray is up (worker start-up "
             "included); *_steady_* between the first and the last trial completion.",
-            "MLflow cost per trial = (wall on − wall off) × concurrent trials / trials, in "
-            "core-seconds; a trial's time is Tune's time_total_s without tracking (it ends at "
-            "the last report, so the trial's closing MLflow writes are not in it).",
+            "MLflow logging per trial (the goal): the time each trial spends in its MLflow "
+            "calls (TrialTracker: child run, params, metric batches, figures and tables, end), "
+            "measured inside the trial, as a share of that trial's time (Tune's time_total_s, "
+            "which includes those calls); median over the trials (*_in_trial_*).",
+            "Whole-search MLflow cost (*_mlflow_s_per_trial, *_mlflow_pct_of_trial) = (wall on − "
+            "wall off) × concurrent trials / trials, in core-seconds, against a trial's time "
+            "without tracking: it also holds one-time costs (MLflow imported in every worker, "
+            "store and parent run in the driver), spread over only this search's trials.",
         ],
     }
 

@@ -212,11 +212,10 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         from orchestrator.config import apply_overrides
 
         config = apply_overrides(config, {k: v for k, v in search_flags.items() if v is not None})
-    from orchestrator.raystart import ensure_ray
+    from orchestrator.raystart import start_ray_and_import
 
-    # Ray first, before the heavy imports below: its prestarted workers import torch, MLflow and
-    # the trainable meanwhile, instead of after the driver is ready
-    ensure_ray(address, preload=config.search.cpus_per_trial <= 1)
+    # Ray's start-up is mostly waiting: the heavy imports below happen meanwhile, in a thread
+    start_ray_and_import(address)
     from orchestrator.report import print_search_result, print_trial
     from orchestrator.search import run_search
 

@@ -159,7 +159,7 @@ def run_search(
     """Run (or resume) a search, then refit the best configuration and test it once."""
     started = time.perf_counter()
     # Ray first: its workers import what trials need while the data is prepared
-    ensure_ray(address, preload=config.search.cpus_per_trial <= 1)
+    ensure_ray(address)
     run = prepare_run(config)
     config = with_default_space(config, run.prepared.family)
     search = config.search
@@ -273,7 +273,7 @@ def _tune(config, run, parsed, name, exp_dir, resume, address, callbacks, on_tri
     from orchestrator.trial import run_trial
 
     search = config.search
-    ensure_ray(address, preload=search.cpus_per_trial <= 1)
+    ensure_ray(address)
     import ray
 
     total_cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -287,6 +287,7 @@ def _tune(config, run, parsed, name, exp_dir, resume, address, callbacks, on_tri
         base_config=config,
         tracking=ids,
         cleaning=run.cleaning.to_dict(),
+        reattach=resume or search.max_failures > 0,
     )
     trainable = tune.with_resources(
         trainable, {"cpu": search.cpus_per_trial, "gpu": search.gpus_per_trial}

@@ -46,6 +46,7 @@ def run_trial(
     base_config: Config,
     tracking: tuple[str, str, str] | None = None,
     cleaning: dict | None = None,
+    reattach: bool = True,
 ) -> None:
     """Cross-validate one sampled configuration, reporting fold-mean metrics every epoch."""
     release_memory()  # what the worker's previous trial left
@@ -55,7 +56,8 @@ def run_trial(
     if tracking is not None:
         from orchestrator.tracking import TrialTracker
 
-        tracker = TrialTracker(*tracking)
+        # reattach: an earlier attempt of this trial may have a run (resumed search, retry)
+        tracker = TrialTracker(*tracking, reattach=reattach)
     with tracker if tracker is not None else contextlib.nullcontext():
         config = trial_config(base_config, point)
         if tracker is not None:
@@ -83,6 +85,7 @@ def run_trial(
                         metric,
                         figures=config.tracking.trial_figures,
                     )
+                    metrics = {**metrics, "tracking_s": tracker.seconds}
             if checkpointing:
                 with tempfile.TemporaryDirectory() as folder:
                     cv.save_state(folder)

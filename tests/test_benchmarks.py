@@ -29,8 +29,13 @@ def test_quick_b3_writes_results(tmp_path):
         "digits_mlflow_pct_of_trial",
         "ours_tracking_tables_steady_trials_per_s",
         "digits_mlflow_tables_pct_of_trial",
+        "digits_mlflow_in_trial_pct",
+        "digits_mlflow_tables_in_trial_pct",
     } <= set(b3["figures"])
     assert b3["figures"]["raw_tune_trials_per_s"] > 0
+    # measured inside the trials: a real share of each trial's time
+    assert 0 < b3["figures"]["digits_mlflow_in_trial_pct"] < 100
+    assert 0 < b3["figures"]["digits_mlflow_in_trial_s"]
     assert len(b3["reps"]) == 1
     # trials/s and MLflow share, each with figures on and with tracking.trial_figures off
     assert [g["benchmark"] for g in doc["goals"]] == ["B3"] * 4

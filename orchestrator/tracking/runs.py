@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from orchestrator.errors import AutoMLError
@@ -209,16 +210,22 @@ class TrialTracker:
         experiment_id: str,
         parent_run_id: str,
         flush_seconds: float = FLUSH_SECONDS,
+        reattach: bool = True,
     ):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.flush_seconds = flush_seconds
+        # look for this trial's run from an earlier attempt (a resumed search, a retried trial);
+        # a fresh search knows there is none and saves the query
+        self.reattach = reattach
         self.client = MlflowClient(tracking_uri)
         self.run_id: str | None = None
         self._buffer: list[Metric] = []
         self._buffer_since = 0.0
         self._ended = False
+        self._config: dict[str, Any] | None = None
+        self.seconds = 0.0  # spent in this tracker's MLflow calls (benchmark B3)
 
     def start(
         self, trial_id: str, params: Config | dict[str, Any], tags: dict[str, Any] | None = None
@@ -228,17 +235,22 @@ class TrialTracker:
         ``params`` is the trial's Config (its flat dotted keys become parameters and the whole
         config ``config.json``) or a dict of parameters.
         """
+        started = time.perf_counter()
         client = self.client
-        existing = client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}' "
-            f"and tags.`{TAG_TRIAL}` = '{trial_id}'",
-            max_results=1,
-        )
+        existing = []
+        if self.reattach:
+            existing = client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}' "
+                f"and tags.`{TAG_TRIAL}` = '{trial_id}'",
+                max_results=1,
+            )
         logged: dict[str, str] = {}
+        run_tags = {TAG_STATUS: "RUNNING", **(tags or {})}
         if existing:
             self.run_id, logged = existing[0].info.run_id, existing[0].data.params
             client.update_run(self.run_id, status="RUNNING")
+            set_tags(client, self.run_id, run_tags)
         else:
             run = client.create_run(
                 self.experiment_id,
@@ -247,17 +259,17 @@ class TrialTracker:
                     MLFLOW_PARENT_RUN_ID: self.parent_run_id,
                     TAG_TRIAL: str(trial_id),
                     TAG_ROLE: "trial",
+                    **{k: one_line(v) for k, v in run_tags.items() if v is not None},
                 },
             )
             self.run_id = run.info.run_id
         self._ended = False
         if hasattr(params, "flat"):
-            flat, full = params.flat(), config_dict(params)
+            flat, self._config = params.flat(), config_dict(params)
         else:
-            flat, full = dict(params), dict(params)
-        set_tags(client, self.run_id, {TAG_STATUS: "RUNNING", **(tags or {})})
+            flat, self._config = dict(params), dict(params)
         log_params(client, self.run_id, flat, skip=logged)
-        client.log_dict(self.run_id, full, "config.json")
+        self.seconds += time.perf_counter() - started
         return self.run_id
 
     # ----------------------------------------------------------------- metrics
@@ -277,12 +289,20 @@ class TrialTracker:
         ):
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, tags: dict[str, Any] | None = None) -> None:
+        """Write the buffered metrics (and ``tags``) in as few ``log_batch`` calls as possible."""
+        started = time.perf_counter()
         buffer, self._buffer = self._buffer, []
-        if not buffer or self.run_id is None:
+        run_tags = [RunTag(str(k), one_line(v)) for k, v in (tags or {}).items() if v is not None]
+        if (not buffer and not run_tags) or self.run_id is None:
             return
-        for i in range(0, len(buffer), METRICS_PER_BATCH):
-            self.client.log_batch(self.run_id, metrics=buffer[i : i + METRICS_PER_BATCH])
+        for i in range(0, max(len(buffer), 1), METRICS_PER_BATCH):
+            self.client.log_batch(
+                self.run_id,
+                metrics=buffer[i : i + METRICS_PER_BATCH],
+                tags=run_tags if i == 0 else [],
+            )
+        self.seconds += time.perf_counter() - started
 
     # ----------------------------------------------------------------- endings
     def finish(
@@ -297,16 +317,29 @@ class TrialTracker:
         """Final CV metrics and the trial's figures and tables; ends the run FINISHED."""
         if self._ended or self.run_id is None:
             return
+        started = time.perf_counter()
         try:
-            self.flush()
-            log_metrics(self.client, self.run_id, cv_metrics(cv))
+            # one batch: every buffered epoch, the CV summary and the final status tag
+            now = int(time.time() * 1000)
+            self._buffer.extend(
+                Metric(k, float(v), now, 0) for k, v in cv_metrics(cv).items() if _is_number(v)
+            )
+            self.flush(tags={TAG_STATUS: "COMPLETED"})
             with tempfile.TemporaryDirectory() as tmp:
-                write_cv_artifacts(Path(tmp), cv, task, class_names, cleaning, metric, figures)
+                folder = Path(tmp)
+                write_cv_artifacts(folder, cv, task, class_names, cleaning, metric, figures)
+                self._write_config(folder)
                 self.client.log_artifacts(self.run_id, tmp)
         except BaseException as err:
             self.fail(f"logging the trial's results failed: {type(err).__name__}: {err}")
             raise
-        self._end("FINISHED", "COMPLETED")
+        self._ended = True
+        self.client.set_terminated(self.run_id, "FINISHED")
+        self.seconds += time.perf_counter() - started
+
+    def _write_config(self, folder: Path) -> None:
+        if self._config is not None:
+            (folder / "config.json").write_text(json.dumps(self._config, indent=2, default=str))
 
     def fail(self, error: str) -> None:
         """Flush what is buffered, record the error as a tag and end the run FAILED."""
@@ -324,12 +357,16 @@ class TrialTracker:
             return
         self._ended = True
         try:
-            with contextlib.suppress(Exception):
-                self.flush()
             tags = {TAG_STATUS: label}
             if error:
                 tags[TAG_ERROR] = one_line(error, 1000)
-            set_tags(self.client, self.run_id, tags)
+            try:
+                self.flush(tags=tags)
+            except Exception:
+                set_tags(self.client, self.run_id, tags)
+            with contextlib.suppress(Exception), tempfile.TemporaryDirectory() as tmp:
+                self._write_config(Path(tmp))
+                self.client.log_artifacts(self.run_id, tmp)
         finally:
             self.client.set_terminated(self.run_id, status)
 
