@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import math
 import tempfile
+import time
 from typing import Any
 
 import torch
@@ -20,6 +21,8 @@ from orchestrator.config import Config, apply_overrides
 from orchestrator.crossval import PreparedData, cross_validate
 from orchestrator.errors import TrainingError
 from orchestrator.space import decode_point
+
+REPORT_INTERVAL_S = 1.0
 
 
 def release_memory() -> None:
@@ -68,6 +71,12 @@ def run_trial(
         restored = tune.get_checkpoint()
         resume_dir = restored.to_directory() if restored is not None else None
         cv = cross_validate(prepared, config, resume_dir, checkpointing)
+        # Every tune.report waits for the driver to collect it (~10 ms a round trip). Without an
+        # early-stopping scheduler no one acts on a trial's intermediate results, so a FIFO trial
+        # reports at most every REPORT_INTERVAL_S and at its last epoch (MLflow still gets every
+        # epoch); schedulers and checkpointed trials report every epoch.
+        throttled = base_config.search.scheduler == "fifo"
+        next_report = time.monotonic() + REPORT_INTERVAL_S
         for metrics in cv:
             value = metrics.get(metric) if metric else None
             if value is not None and not math.isfinite(value):
@@ -90,5 +99,6 @@ def run_trial(
                 with tempfile.TemporaryDirectory() as folder:
                     cv.save_state(folder)
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-            else:
+            elif not throttled or cv.result is not None or time.monotonic() >= next_report:
                 tune.report(metrics)
+                next_report = time.monotonic() + REPORT_INTERVAL_S

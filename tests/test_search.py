@@ -222,3 +222,42 @@ def test_max_failures_retries_a_trial_from_its_last_checkpoint(tmp_path):
     epochs = [json.loads(line)["epoch"] for line in progress.read_text().splitlines() if line]
     assert epochs.count(1) == 1
     assert epochs[-1] == 8 and set(epochs) == set(range(1, 9))
+
+
+@pytest.mark.parametrize("scheduler", ["fifo", "asha"])
+def test_fifo_trials_report_sparsely_and_schedulers_get_every_epoch(tmp_path, scheduler):
+    import json
+
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_search(
+        tiny_config(
+            **{
+                "training.epochs": 6,
+                "search.algorithm": "grid",
+                "search.scheduler": scheduler,
+                "search.grace_period": 6,  # ASHA may not stop either trial early here
+                "search.space": {"training.optimizer.lr": {"grid": [1e-2, 2e-2]}},
+                "tracking.enabled": True,
+                "tracking.tracking_uri": uri,
+            }
+        ),
+        name=f"reports-{scheduler}",
+        storage=str(tmp_path),
+        refit=False,
+    )
+    progress = sorted(tmp_path.glob(f"reports-{scheduler}/*/result.json"))
+    assert len(progress) == 2
+    for path in progress:
+        epochs = [json.loads(line)["epoch"] for line in path.read_text().splitlines() if line]
+        assert epochs[-1] == 6  # the last epoch, with the CV summary, always reaches Tune
+        if scheduler == "fifo":  # iris epochs take milliseconds: well under a report per epoch
+            assert len(epochs) <= 3 and epochs == sorted(set(epochs))
+        else:
+            assert epochs == [1, 2, 3, 4, 5, 6]
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(f"reports-{scheduler}")
+    for run in client.search_runs([exp.experiment_id], "tags.`automl.role` = 'trial'"):
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert sorted(m.step for m in history) == [1, 2, 3, 4, 5, 6]  # MLflow gets every epoch
