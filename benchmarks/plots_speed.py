@@ -169,7 +169,7 @@ def figure_set(old: bool, data: dict[str, Any]) -> dict[str, Callable[[Path], No
 
 def cold(figures: dict[str, Callable[[Path], None]]) -> dict[str, Callable[[Path], None]]:
     """The same figures with the text caches emptied first, as in a worker's first trial."""
-    from orchestrator.plots import _glyph, _text_mask
+    from orchestrator.chart import _glyph, _text_mask
 
     def run(make: Callable[[Path], None], path: Path) -> None:
         _text_mask.cache_clear()

@@ -10,19 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from orchestrator import plots
+from orchestrator import chart, plots
+from orchestrator.chart import TAB10, blues, nice_ticks, png_bytes
 from orchestrator.plots import (
-    TAB10,
-    blues,
     confusion_matrix_figure,
     learning_curves_figure,
-    nice_ticks,
-    png_bytes,
     roc_curve_figure,
 )
 
 
-def _pixels(fig: plots.Figure) -> np.ndarray:
+def _pixels(fig: chart.Figure) -> np.ndarray:
     return np.asarray(fig.image.convert("RGB")).astype(np.int64)
 
 
@@ -197,10 +194,10 @@ def test_nice_ticks(lo, hi, integer, expected):
 
 
 def test_without_the_truetype_font_the_default_font_is_used(monkeypatch):
-    caches = [plots._font_path, plots._font, plots._glyph, plots._text_mask]
+    caches = [chart._font_path, chart._font, chart._glyph, chart._text_mask]
     for cache in caches:
         cache.cache_clear()
-    monkeypatch.setattr(plots, "_font_path", lambda: None)
+    monkeypatch.setattr(chart, "_font_path", lambda: None)
     try:
         pixels = _pixels(confusion_matrix_figure(np.array([[5, 1], [0, 4]]), ["no", "yes"]))
         assert (pixels < 100).all(axis=-1).sum() > 100  # text still drawn
