@@ -26,8 +26,8 @@ ENV_DIR = "AUTOML_BENCH_PROFILE_DIR"
 TRIAL_STAGES: dict[str, tuple[str, str]] = {
     "whole trial (run_trial)": ("orchestrator/trial.py", "run_trial"),
     "training steps (Trainer/FusedTrainer.train_epoch)": ("models/", "train_epoch"),
-    "validation (crossval.evaluate)": ("orchestrator/crossval.py", "evaluate"),
-    "fold set-up (crossval.fit_fold)": ("orchestrator/crossval.py", "fit_fold"),
+    "validation (folds.evaluate)": ("orchestrator/folds.py", "evaluate"),
+    "fold set-up (folds.fit_fold, cached per worker)": ("orchestrator/folds.py", "fit_fold"),
     "fold split (make_folds)": ("data/splitting.py", "make_folds"),
     "out-of-fold result (CrossValidation._finish)": ("orchestrator/crossval.py", "_finish"),
     "MLflow TrialTracker.__init__": ("orchestrator/tracking/runs.py", "__init__"),
@@ -47,7 +47,7 @@ TRIAL_STAGES: dict[str, tuple[str, str]] = {
 }
 DRIVER_STAGES: dict[str, tuple[str, str]] = {
     "whole search (run_search)": ("orchestrator/search.py", "run_search"),
-    "Ray start (ensure_ray)": ("orchestrator/search.py", "ensure_ray"),
+    "Ray start (ensure_ray)": ("orchestrator/raystart.py", "ensure_ray"),
     "data preparation (prepare_run)": ("orchestrator/pipeline.py", "prepare_run"),
     "MLflow parent run start": ("orchestrator/tracking/runs.py", "start"),
     "Tuner.fit (all trials)": ("ray/tune/tuner.py", "fit"),
@@ -62,8 +62,7 @@ def profiled_run_trial(
     *,
     prepared: Any,
     base_config: Any,
-    tracking: tuple[str, str, str] | None = None,
-    cleaning: dict | None = None,
+    **kwargs: Any,
 ) -> None:
     """The real trainable under cProfile; one ``.prof`` file per trial in ``$ENV_DIR``."""
     import orchestrator.trial as trial
@@ -74,9 +73,7 @@ def profiled_run_trial(
     prof = cProfile.Profile()
     prof.enable()
     try:
-        real(
-            point, prepared=prepared, base_config=base_config, tracking=tracking, cleaning=cleaning
-        )
+        real(point, prepared=prepared, base_config=base_config, **kwargs)
     finally:
         prof.disable()
         prof.dump_stats(folder / f"trial-{os.getpid()}-{time.time_ns()}.prof")
