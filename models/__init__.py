@@ -3,8 +3,9 @@
 Knows nothing about Ray, MLflow or ``data/``; see ARCHITECTURE.md.
 """
 
-from models.engine import TensorData, Trainer, output_size, predict, seed_everything
+from models.engine import TensorData, Trainer, predict, seed_everything
 from models.fused import FusedTrainer, fusion_blocker
+from models.losses import output_size
 from models.metrics import compute_metrics, confusion_matrix, error_analysis, per_class_metrics
 from models.registry import FAMILIES, build_model
 

@@ -18,15 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from models.inference import EVAL_BATCH, as_tensor, predict, to_predictions
+from models.losses import loss_value, resolve_loss
 from orchestrator.errors import ConfigError, TrainingError
 
-LOSSES = {
-    "classification": ("auto", "cross_entropy", "bce"),
-    "regression": ("auto", "mse", "huber"),
-}
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "cosine", "plateau", "onecycle")
 
@@ -36,36 +32,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def resolve_loss(task: str, loss: str) -> str:
-    """The concrete loss name for ``task``; ConfigError when the loss does not fit the task."""
-    if task not in LOSSES:
-        raise ConfigError(f"task must be one of {', '.join(LOSSES)}, got {task!r}")
-    if loss not in LOSSES[task]:
-        raise ConfigError(
-            f"training.loss '{loss}' does not fit a {task} task; allowed: {', '.join(LOSSES[task])}"
-        )
-    if loss == "auto":
-        return "cross_entropy" if task == "classification" else "mse"
-    return loss
-
-
-def output_size(task: str, n_classes: int | None, loss: str = "auto") -> int:
-    """The number of network outputs: n_classes for cross_entropy, 1 for bce and regression."""
-    loss = resolve_loss(task, loss)
-    if task == "regression":
-        return 1
-    if n_classes is None or n_classes < 2:
-        raise ConfigError(f"classification needs at least 2 classes, got {n_classes}")
-    if loss == "bce":
-        if n_classes != 2:
-            raise ConfigError(
-                f"training.loss 'bce' needs a binary target, got {n_classes} classes; "
-                "use 'cross_entropy' or 'auto'"
-            )
-        return 1
-    return int(n_classes)
 
 
 @dataclass
@@ -232,16 +198,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ loss
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.loss_name == "cross_entropy":
-            return F.cross_entropy(out, y)
-        if self.loss_name == "bce":
-            return F.binary_cross_entropy_with_logits(out.squeeze(-1), y.to(out.dtype))
-        if self.loss_name == "huber":
-            return F.huber_loss(out.squeeze(-1), y)
-        return F.mse_loss(out.squeeze(-1), y)
+        return loss_value(self.loss_name, out, y)
 
-    def predict_with_loss(self, data: TensorData) -> tuple[np.ndarray, float]:
-        """Predictions (as :meth:`predict`) and the mean loss over ``data``, from one pass."""
+    def _eval_pass(self, data: TensorData) -> tuple[torch.Tensor, float]:
+        """Raw outputs and mean loss over ``data`` in eval mode (no dropout, BatchNorm running
+        statistics), batch by batch without gradients."""
         was_training = self.model.training
         self.model.eval()
         outs = []
@@ -253,20 +214,16 @@ class Trainer:
             out = torch.cat(outs) if outs else torch.zeros(0, self.n_outputs)
             loss = float(self._loss(out, data.y.to(self.device))) if outs else 0.0
         self.model.train(was_training)
+        return out, loss
+
+    def predict_with_loss(self, data: TensorData) -> tuple[np.ndarray, float]:
+        """Predictions (as :meth:`predict`) and the mean loss over ``data``, from one pass."""
+        out, loss = self._eval_pass(data)
         return to_predictions(out.float().cpu(), self.task), loss
 
     def evaluate_loss(self, data: TensorData) -> float:
         """Mean loss over ``data`` in eval mode (no dropout, BatchNorm running statistics)."""
-        was_training = self.model.training
-        self.model.eval()
-        total = torch.zeros((), device=self.device)
-        with torch.no_grad():
-            for start in range(0, len(data), EVAL_BATCH):
-                part = data.take(torch.arange(start, min(start + EVAL_BATCH, len(data))))
-                out = self.model(part.x, part.lengths)
-                total += self._loss(out, part.y) * len(part)
-        self.model.train(was_training)
-        return float(total) / max(len(data), 1)
+        return self._eval_pass(data)[1]
 
     # ------------------------------------------------------------------ training
     def train_epoch(self) -> dict[str, float]:

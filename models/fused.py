@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from models.engine import Trainer
 from models.fnn import FNN
+from models.losses import fold_losses
 from models.stacked_optim import StackedOptimizer, fold_rows
 from orchestrator.errors import TrainingError
 
@@ -46,19 +47,6 @@ def dense_layers(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
         elif not isinstance(layer, (nn.Linear, nn.Dropout, *_ELEMENTWISE)):
             return None
     return layers
-
-
-def fold_losses(loss_name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each fold's mean loss ``(k,)`` from outputs ``(k, batch, n_outputs)`` and targets."""
-    if loss_name == "cross_entropy":
-        per_sample = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none")
-        return per_sample.view(y.shape).mean(1)
-    out = out.squeeze(-1)  # (k, batch)
-    if loss_name == "bce":
-        return F.binary_cross_entropy_with_logits(out, y.to(out.dtype), reduction="none").mean(1)
-    if loss_name == "huber":
-        return F.huber_loss(out, y, reduction="none").mean(1)
-    return F.mse_loss(out, y, reduction="none").mean(1)
 
 
 def fusion_blocker(trainers: Sequence[Trainer]) -> str | None:
