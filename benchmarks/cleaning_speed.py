@@ -1,5 +1,8 @@
 """Time the driver's data preparation (load, modality, task, cleaning, hold-out split).
 
+Also times one fold's preprocessing fit on B4's table, and the numeric imputer it uses
+(``data/imputing.py``) against scikit-learn's ``SimpleImputer`` on the same rows.
+
 Runs ``orchestrator.pipeline.prepare_run`` on B4's table (``make_classification``, written to
 Parquet exactly as ``benchmarks/b4_scale.py`` writes it) and on the builtin digits and
 breast_cancer datasets, and prints the seconds each stage takes::
@@ -57,6 +60,27 @@ def stage_times(config) -> dict[str, float]:
     return times
 
 
+def fold_times(config) -> dict[str, float]:
+    """Seconds of one fold's preprocessing fit (``fit_fold``, no cache) and of the imputers."""
+    import numpy as np
+    from sklearn.impute import SimpleImputer
+
+    from data.imputing import NumericImputer
+    from orchestrator.folds import fit_fold, fold_seed
+    from orchestrator.pipeline import prepare_run
+
+    run, times = prepare_run(config), {}
+    ds = run.prepared.dataset
+    train = np.arange(ds.n_samples)[: ds.n_samples * 2 // 3]
+    val = np.arange(ds.n_samples)[ds.n_samples * 2 // 3 :]
+    args = (ds, train, val, run.prepared, config, fold_seed(config.seed, 1, 0))
+    _timed("fit_fold", lambda: fit_fold(*args, name="refit"), times)
+    X = ds.X.iloc[train].select_dtypes("number")
+    _timed("SimpleImputer(median).fit", lambda: SimpleImputer(strategy="median").fit(X), times)
+    _timed("NumericImputer(median).fit", lambda: NumericImputer(strategy="median").fit(X), times)
+    return times
+
+
 def _print(name: str, times: dict[str, float]) -> None:
     stages = "  ".join(f"{k} {v:.3f}" for k, v in times.items() if k != "prepare_run")
     print(f"{name:<28} prepare_run {times['prepare_run']:7.3f} s   ({stages})")
@@ -83,6 +107,11 @@ def main() -> None:
             profiler.runcall(prepare_run, b4)
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
         _print(f"b4 {args.rows}x{args.features}", stage_times(b4))
+        folds = fold_times(b4)
+        print(
+            f"{'one fold, 2/3 of the rows':<28} "
+            + "  ".join(f"{k} {v:.3f}" for k, v in folds.items())
+        )
     for name in ("digits", "breast_cancer"):
         config = search_config({"data.source": f"builtin:{name}", "tracking.enabled": False})
         _print(name, stage_times(config))

@@ -19,6 +19,7 @@ from sklearn.preprocessing import (
 )
 
 from data.corrections import apply_corrections, learn_corrections
+from data.imputing import NumericImputer
 from orchestrator.config import DataConfig
 from orchestrator.errors import ConfigError, DataError
 
@@ -87,9 +88,7 @@ class TabularPreprocessor(Preprocessor):
     def _numeric_pipeline(self) -> Pipeline:
         # rows with gaps were dropped at cleaning under "drop"; inference rows still need a value
         strategy = {"drop": "median"}.get(self.numeric_impute, self.numeric_impute)
-        imputer = SimpleImputer(
-            strategy=strategy, fill_value=self.fill_value, keep_empty_features=True
-        )
+        imputer = NumericImputer(strategy=strategy, fill_value=self.fill_value)
         return Pipeline([("impute", imputer), ("scale", _scaler(self.scaling))])
 
     def _categorical_pipeline(self) -> Pipeline:

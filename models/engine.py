@@ -20,11 +20,15 @@ import torch
 from torch import nn
 
 from models.inference import EVAL_BATCH, as_tensor, predict, to_predictions
+from models.lazy_dynamo import defer_dynamo_import
 from models.losses import loss_value, resolve_loss
 from orchestrator.errors import ConfigError, TrainingError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "cosine", "plateau", "onecycle")
+
+# torch.optim imports torch._dynamo (~2.5 s) with the first optimizer; fused folds never need it
+defer_dynamo_import()
 
 
 def seed_everything(seed: int) -> None:

@@ -115,9 +115,10 @@ class FusedTrainer:
         }
         self.optimizer = StackedOptimizer(first.optimizer, {"flat": self.flat})
         for t in self.trainers:
-            # the fold's own optimizer only carries its scheduled hyper-parameters; one empty
-            # step (no gradients, so no change) tells torch's schedulers it has been used
-            t.optimizer.step()
+            # The fold's own optimizer only carries its scheduled hyper-parameters. Torch's
+            # schedulers warn unless its step ran; the flag they read is set instead of an empty
+            # step, because torch.optim's step imports torch._dynamo (~2.5 s, models/lazy_dynamo.py)
+            t.optimizer._opt_called = True
         self._stack_data()
         # An FNN runs hand-batched (baddbmm, per-fold BatchNorm as k·C channels): measured
         # faster than vmap, whose batching rule for linear was ~2× slower than baddbmm here.
@@ -229,7 +230,13 @@ class FusedTrainer:
         else:
             idx = torch.stack([orders[r, s:e] for r, s, e in zip(rows, starts, stops, strict=True)])
             row_idx = torch.tensor(rows, device=self.device)
-        x, y = self.x[row_idx[:, None], idx], self.y[row_idx[:, None], idx]  # (g, batch, ...)
+        # rows of the flattened (k·N, ...) stack: index_select is ~3× faster than indexing
+        # with a (g, batch) pair of index tensors
+        k_all, n = self.x.shape[:2]
+        flat = (row_idx[:, None] * n + idx).reshape(-1)
+        x = self.x.view(k_all * n, *self.x.shape[2:]).index_select(0, flat)
+        y = self.y.view(k_all * n, *self.y.shape[2:]).index_select(0, flat)
+        x, y = x.view(*idx.shape, *x.shape[1:]), y.view(*idx.shape, *y.shape[1:])  # (g, batch, ...)
         trainers = [self.trainers[self.active[r]] for r in rows]
         if trainers[0].augment is not None:
             x = torch.stack(

@@ -212,10 +212,12 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         from orchestrator.config import apply_overrides
 
         config = apply_overrides(config, {k: v for k, v in search_flags.items() if v is not None})
+    from orchestrator.config import stacked_families
     from orchestrator.raystart import start_ray_and_import
 
     # Ray's start-up is mostly waiting: the heavy imports below happen meanwhile, in a thread
-    start_ray_and_import(address)
+    stacked = config.model.family in stacked_families(config.training.fuse_folds)
+    start_ray_and_import(address, stacked=stacked)
     from orchestrator.report import print_search_result, print_trial
     from orchestrator.search import run_search
 

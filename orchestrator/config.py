@@ -160,6 +160,18 @@ class TrainingConfig(Section):
     fuse_folds: Literal["auto", "on", "off"] = "auto"
 
 
+# Families whose k folds train as one stacked model under ``training.fuse_folds: auto``:
+# measured faster by benchmarks/fusion.py. "on" fuses every family that can be stacked;
+# recurrent families never can (vmap has no batching rule for nn.LSTM/nn.GRU).
+FUSED_WHEN_AUTO = ("fnn",)
+FUSED_WHEN_ON = ("fnn", "cnn")
+
+
+def stacked_families(fuse_folds: str) -> tuple[str, ...]:
+    """The model families trained as stacked models under ``training.fuse_folds``."""
+    return {"auto": FUSED_WHEN_AUTO, "on": FUSED_WHEN_ON}.get(fuse_folds, ())
+
+
 # --------------------------------------------------------------------------- search / tracking
 class SearchConfig(Section):
     algorithm: Literal["grid", "random", "bayes"] = "random"

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from data import make_folds
-from models import FusedTrainer, fusion_blocker
+from models import FusedTrainer, Trainer, fusion_blocker
 from models.metrics import LIGHT_METRICS
-from orchestrator.config import Config
+from orchestrator.config import Config, stacked_families
 from orchestrator.errors import AutoMLError, TrainingError
 from orchestrator.folds import (  # noqa: F401  (PreparedData, fit_fold, fold_seed re-exported)
     FittedFold,
@@ -29,11 +29,14 @@ from orchestrator.folds import (  # noqa: F401  (PreparedData, fit_fold, fold_se
 )
 
 LOWER_IS_BETTER = {"loss", "log_loss", "mse", "rmse", "mae"}
-# Families whose k folds train as one stacked model under ``training.fuse_folds: auto``:
-# measured faster by benchmarks/fusion.py. "on" fuses every family that can be stacked;
-# recurrent families never can (vmap has no batching rule for nn.LSTM/nn.GRU).
-FUSED_WHEN_AUTO = ("fnn",)
-FUSED_WHEN_ON = ("fnn", "cnn")
+
+
+def stacked_trainer(trainers: list[Trainer], family: str, mode: str) -> FusedTrainer | None:
+    """``trainers`` as one stacked model when ``training.fuse_folds`` (``mode``) and ``family``
+    allow it and nothing blocks it, else None (train them one by one)."""
+    if family not in stacked_families(mode) or fusion_blocker(trainers):
+        return None
+    return FusedTrainer(trainers)
 
 
 def main_metric(task: str) -> str:
@@ -181,12 +184,11 @@ class CrossValidation:
         """A stacked trainer for the folds when ``training.fuse_folds`` and the family allow."""
         if self.checkpointing:
             return None
-        mode = self.config.training.fuse_folds
-        families = {"auto": FUSED_WHEN_AUTO, "on": FUSED_WHEN_ON}.get(mode, ())
-        trainers = [f.trainer for f in folds]
-        if len(folds) < 2 or self.prepared.family not in families or fusion_blocker(trainers):
+        if len(folds) < 2:
             return None
-        return FusedTrainer(trainers)
+        return stacked_trainer(
+            [f.trainer for f in folds], self.prepared.family, self.config.training.fuse_folds
+        )
 
     def _train_fused(self, epoch: int) -> list[dict[str, float] | None]:
         try:

@@ -18,7 +18,14 @@ from data import (
 )
 from models import compute_metrics, confusion_matrix, error_analysis
 from orchestrator.config import SEQUENCE_FAMILIES, Config, apply_overrides
-from orchestrator.crossval import CVResult, PreparedData, cross_validate, fit_fold, fold_seed
+from orchestrator.crossval import (
+    CVResult,
+    PreparedData,
+    cross_validate,
+    fit_fold,
+    fold_seed,
+    stacked_trainer,
+)
 from orchestrator.errors import ConfigError
 from orchestrator.predictor import Predictor
 
@@ -163,9 +170,10 @@ def refit_and_test(run: PreparedRun, config: Config, epochs: int) -> RefitResult
         fold_seed(config.seed, 2),
         early_stop=False,
     )
-    while not fitted.trainer.stopped:
-        fitted.trainer.train_epoch()
-    fitted.trainer.finish()
+    # a stack of one where the family fuses: the stacked optimizer's step, unlike torch.optim's,
+    # does not import torch._dynamo (~2.5 s in the driver; models/lazy_dynamo.py)
+    stacked = stacked_trainer([fitted.trainer], prepared.family, refit_cfg.training.fuse_folds)
+    (stacked or fitted.trainer).fit()
     predictor = Predictor(
         preprocessor=fitted.preprocessor,
         target=fitted.target,

@@ -1,8 +1,8 @@
 """Starting (or joining) Ray while the driver imports what the search needs.
 
 ``ray.init`` spends seconds waiting for the GCS and the raylet to come up, and ``automl search``
-then spends seconds more importing torch, scikit-learn, pandas, MLflow and torch._dynamo (which
-torch.optim imports with the first optimizer, i.e. at the refit). :func:`start_ray_and_import`
+then spends seconds more importing torch, scikit-learn, pandas, MLflow and, unless the refit trains
+a stacked model, torch._dynamo (which torch.optim's step imports). :func:`start_ray_and_import`
 does the imports in a thread while the main thread waits on ``ray.init``. Light on imports
 itself: the command line calls it before anything heavy.
 """
@@ -15,11 +15,13 @@ import os
 import threading
 from typing import Any
 
-# What a trial worker needs: the trainable (torch, data, models), the MLflow trial tracker, and
-# torch._dynamo, which torch.optim imports on the first optimizer (~2 s).
-PRELOAD_MODULES = ("orchestrator.trial", "orchestrator.tracking", "torch._dynamo")
+# What a trial worker needs: the trainable (torch, data, models) and the MLflow trial tracker.
+PRELOAD_MODULES = ("orchestrator.trial", "orchestrator.tracking")
 # What the search driver needs besides those: the search itself and the refit's model logging.
-DRIVER_MODULES = ("orchestrator.search", "orchestrator.tracking", "torch._dynamo", "mlflow.pyfunc")
+DRIVER_MODULES = ("orchestrator.search", "orchestrator.tracking", "mlflow.pyfunc")
+# torch.optim's step imports torch._dynamo (~2.5 s); only families trained one model at a time
+# take that step (stacked FNNs use models/stacked_optim.py), so only they import it meanwhile.
+UNSTACKED_MODULES = ("torch._dynamo",)
 OUTER_RUN_ENV = "MLFLOW_RUN_ID"
 
 _outer_run: dict[str, str | None] = {}
@@ -85,12 +87,16 @@ def import_in_background(modules: tuple[str, ...] = DRIVER_MODULES) -> threading
     return thread
 
 
-def start_ray_and_import(address: str | None = None) -> None:
-    """:func:`ensure_ray`, with the driver's heavy imports overlapping its start-up."""
+def start_ray_and_import(address: str | None = None, stacked: bool = True) -> None:
+    """:func:`ensure_ray`, with the driver's heavy imports overlapping its start-up.
+
+    ``stacked``: the refit will train as a stacked model (no torch.optim step, so no
+    torch._dynamo to import).
+    """
     import ray
 
     if ray.is_initialized():
         return
-    thread = import_in_background()
+    thread = import_in_background(DRIVER_MODULES + (() if stacked else UNSTACKED_MODULES))
     ensure_ray(address)
     thread.join()

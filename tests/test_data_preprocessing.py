@@ -133,3 +133,28 @@ def test_augment_flip_only_is_exact():
     out = augment_images(batch, cfg, torch.Generator().manual_seed(0))
     for i in range(2):
         assert torch.allclose(out[i], batch[i]) or torch.allclose(out[i], batch[i].flip(-1))
+
+
+@pytest.mark.parametrize("strategy", ["median", "mean", "constant"])
+def test_numeric_imputer_matches_simple_imputer(strategy) -> None:
+    """NumericImputer (nan-aware numpy) gives SimpleImputer's statistics and output, an
+    all-missing column included (kept, filled with 0 or the constant)."""
+    from sklearn.impute import SimpleImputer
+
+    from data.imputing import NumericImputer
+
+    rng = np.random.default_rng(3)
+    train = pd.DataFrame(rng.normal(size=(50, 4)), columns=list("abcd"))
+    train.iloc[::3, 1] = np.nan
+    train["d"] = np.nan
+    test = pd.DataFrame(rng.normal(size=(9, 4)), columns=list("abcd"))
+    test.iloc[::2, 0] = np.nan
+    test.iloc[1, 3] = np.nan
+    ours = NumericImputer(strategy=strategy, fill_value=7.0).fit(train)
+    ref = SimpleImputer(strategy=strategy, fill_value=7.0, keep_empty_features=True).fit(train)
+    np.testing.assert_allclose(ours.statistics_, ref.statistics_.astype(float))
+    np.testing.assert_allclose(ours.transform(test), ref.transform(test))
+    assert not np.isnan(ours.transform(test)).any()
+    assert list(ours.get_feature_names_out()) == list("abcd")
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        NumericImputer(strategy="mode").fit(train)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -195,3 +197,23 @@ def test_auto_leaves_unfused_families_alone() -> None:
     cnn.update({"model.head_sizes": [8], "split.folds": 2, "training.epochs": 1})
     assert run_cv(**cnn)[0].fused is None
     assert run_cv(**cnn, **{"training.fuse_folds": "on"})[0].fused is not None
+
+
+def test_a_stack_of_one_trains_like_its_trainer() -> None:
+    """The refit trains a single FNN as a stack of one (no torch.optim step): same history."""
+    cfg = TrainingConfig(epochs=5, batch_size=32, grad_clip=0.5, optimizer={"lr": 1e-2})
+    alone = fold_trainers(cfg, sizes=(97,))[0]
+    stacked = fold_trainers(cfg, sizes=(97,))
+    assert_same_histories([alone.fit()], FusedTrainer(stacked).fit())
+    x = blobs(20, 7).x
+    assert stacked[0].predict(x) == pytest.approx(alone.predict(x), abs=1e-4)
+
+
+@pytest.mark.parametrize("scheduler", ["step", "cosine", "plateau", "onecycle"])
+def test_fused_schedulers_do_not_warn(scheduler) -> None:
+    """Torch warns when a scheduler steps before its optimizer; fused folds never step it."""
+    cfg = TrainingConfig(epochs=3, batch_size=32, scheduler={"name": scheduler, "step_size": 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        histories = FusedTrainer(fold_trainers(cfg)).fit()
+    assert all(len(h) == 3 for h in histories)
