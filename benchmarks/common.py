@@ -363,6 +363,14 @@ def grid_points(space: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- memory
+def _role(proc: Any) -> str:
+    """A Ray process's kind from its command line: trial worker, idle worker, raylet, GCS, …"""
+    name = proc.name()
+    if name.startswith("ray::") or "default_worker.py" in " ".join(proc.cmdline()[:3]):
+        return "trial worker" if name not in ("ray::IDLE", "python", "python3") else "idle worker"
+    return name
+
+
 class MemorySampler:
     """Peak memory of a process and all its descendants (Ray's raylet, GCS and workers).
 
@@ -375,6 +383,7 @@ class MemorySampler:
         self.pid, self.interval = pid, interval
         self.peak_pss = self.peak_rss = 0
         self.peak_procs = 0
+        self.peak_roles: dict[str, int] = {}
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -396,13 +405,18 @@ class MemorySampler:
             except psutil.NoSuchProcess:
                 return
             pss = rss = 0
+            roles: dict[str, int] = {}
             for proc in procs:
                 try:
                     info = proc.memory_full_info()
+                    role = "driver" if proc.pid == self.pid else _role(proc)
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     continue
                 pss += getattr(info, "pss", info.uss)
                 rss += info.rss
+                roles[role] = roles.get(role, 0) + getattr(info, "pss", info.uss)
+            if pss > self.peak_pss:
+                self.peak_roles = roles
             self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
             self.peak_procs = max(self.peak_procs, len(procs))
             self.samples += 1
@@ -414,6 +428,8 @@ class MemorySampler:
             "peak_pss_mib": self.peak_pss / mib,
             "peak_rss_sum_mib": self.peak_rss / mib,
             "peak_processes": self.peak_procs,
+            # where the peak sits: PSS by kind of process at the sample with the largest sum
+            "peak_pss_mib_by_process": {k: round(v / mib, 1) for k, v in self.peak_roles.items()},
             "samples": self.samples,
         }
 

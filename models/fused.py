@@ -123,11 +123,6 @@ class FusedTrainer:
         # An FNN runs hand-batched (baddbmm, per-fold BatchNorm as k·C channels): measured
         # faster than vmap, whose batching rule for linear was ~2× slower than baddbmm here.
         self.layers = dense_layers(first.model)
-        self._loss_of_folds = (
-            vmap(self._fold_loss, randomness="different")
-            if self.layers is None
-            else self._dense_losses
-        )
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -164,6 +159,14 @@ class FusedTrainer:
                     rows, starts, stops = by_size.setdefault(stop - start, ([], [], []))
                     rows.append(row), starts.append(start), stops.append(stop)
             self.plan.append(list(by_size.values()))
+
+    def _loss_of_folds(self, params, buffers, x, y) -> torch.Tensor:
+        """Each fold's mean loss ``(k,)``. (A method rather than a bound method stored on
+        ``self``: that would be a reference cycle, and the stacked data would outlive the trial
+        until Python's cycle collector happened to run.)"""
+        if self.layers is not None:
+            return self._dense_losses(params, buffers, x, y)
+        return vmap(self._fold_loss, randomness="different")(params, buffers, x, y)
 
     def _fold_loss(self, params, buffers, x, y) -> torch.Tensor:
         out = functional_call(self.template, (params, buffers), (x,))  # (batch, n_outputs)
