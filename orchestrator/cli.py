@@ -217,7 +217,9 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
 
     # Ray's start-up is mostly waiting: the heavy imports below happen meanwhile, in a thread
     stacked = config.model.family in stacked_families(config.training.fuse_folds)
-    start_ray_and_import(address, stacked=stacked)
+    tracking = config.tracking
+    uri = (tracking.tracking_uri or "") if tracking.enabled else None
+    start_ray_and_import(address, stacked=stacked, tracking_uri=uri)
     from orchestrator.report import print_search_result, print_trial
     from orchestrator.search import run_search
 

@@ -319,11 +319,12 @@ class TrialTracker:
             return
         started = time.perf_counter()
         try:
-            # one batch: every buffered epoch, the CV summary and the final status tag
+            # one batch: every buffered epoch, the CV summary and the final status tag. The last
+            # epoch's metrics (as reported to Tune) repeat the summary: logged once, at step 0.
             now = int(time.time() * 1000)
-            self._buffer.extend(
-                Metric(k, float(v), now, 0) for k, v in cv_metrics(cv).items() if _is_number(v)
-            )
+            summary = {k: float(v) for k, v in cv_metrics(cv).items() if _is_number(v)}
+            self._buffer = [m for m in self._buffer if m.key not in summary]
+            self._buffer.extend(Metric(k, v, now, 0) for k, v in summary.items())
             self.flush(tags={TAG_STATUS: "COMPLETED"})
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp)
