@@ -52,15 +52,7 @@ def ray_session():
     """One local Ray with 2 CPUs for the whole test session."""
     import ray
 
-    from orchestrator.raystart import NO_PRESTART
-
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        configure_logging=False,
-        log_to_driver=False,
-        _system_config=NO_PRESTART,
-    )
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
