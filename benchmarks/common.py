@@ -364,10 +364,14 @@ def grid_points(space: dict[str, Any]) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- memory
 def _role(proc: Any) -> str:
-    """A Ray process's kind from its command line: trial worker, idle worker, raylet, GCS, …"""
+    """A Ray process's kind from its title: trial worker, idle worker, or its own name (raylet,
+    gcs_server, ray::DashboardAgent, …). Ray titles a worker ``ray::IDLE`` until it runs an actor
+    or task, then ``ray::<actor class>``."""
     name = proc.name()
-    if name.startswith("ray::") or "default_worker.py" in " ".join(proc.cmdline()[:3]):
-        return "trial worker" if name not in ("ray::IDLE", "python", "python3") else "idle worker"
+    if name == "ray::IDLE":
+        return "idle worker"
+    if name.startswith("ray::") and not name.endswith("Agent"):
+        return "trial worker"
     return name
 
 
