@@ -4,9 +4,10 @@ A profiled search runs in its own child process. The driver is profiled as a who
 data preparation, MLflow parent run, ``Tuner.fit``, refit); each trial is profiled inside its
 worker by swapping ``orchestrator.trial.run_trial`` for :func:`profiled_run_trial`, which wraps the
 real trainable and writes one ``.prof`` file per trial. The summary gives the cumulative seconds of
-named stages per trial (training steps, validation, fold set-up, each MLflow step, ``tune.report``,
-imports) and the functions with the most self time, so that a missed goal is explained from a
-measurement rather than a guess.
+named stages per trial (training steps, validation, fold set-up, ``tune.report``, imports; the
+trials' MLflow runs are written by a thread of the driver, which cProfile does not follow: B3
+measures that writer) and the functions with the most self time, so that a missed goal is
+explained from a measurement rather than a guess.
 """
 
 from __future__ import annotations
@@ -30,18 +31,6 @@ TRIAL_STAGES: dict[str, tuple[str, str]] = {
     "fold set-up (folds.fit_fold, cached per worker)": ("orchestrator/folds.py", "fit_fold"),
     "fold split (make_folds)": ("data/splitting.py", "make_folds"),
     "out-of-fold result (CrossValidation._finish)": ("orchestrator/crossval.py", "_finish"),
-    "MLflow TrialTracker.__init__": ("orchestrator/tracking/runs.py", "__init__"),
-    "MLflow TrialTracker.start (run, params, config.json)": (
-        "orchestrator/tracking/runs.py",
-        "start",
-    ),
-    "MLflow TrialTracker.log_epoch": ("orchestrator/tracking/runs.py", "log_epoch"),
-    "MLflow TrialTracker.finish (metrics, artifacts)": ("orchestrator/tracking/runs.py", "finish"),
-    "  of which write_cv_artifacts (figures, tables)": (
-        "orchestrator/tracking/artifacts.py",
-        "write_cv_artifacts",
-    ),
-    "  of which log_artifacts (upload)": ("mlflow/tracking/client.py", "log_artifacts"),
     "tune.report": ("ray/train/_internal/session.py", "report"),
     "imports inside the trial": ("<frozen importlib._bootstrap>", "_find_and_load"),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -47,6 +48,7 @@ class SearchResult:
     best_config: Config | None
     refit: RefitResult | None
     wall_s: float
+    tracking_s: float = 0.0  # the driver's MLflow writer's busy time for the trials' runs
 
     def to_json(self) -> dict[str, Any]:
         best = None
@@ -192,21 +194,36 @@ def run_search(
             metric=metric,
             mode=mode,
         )
-    try:
-        trials = _tune(
+    writer = None
+    if tracker is not None:
+        from orchestrator.tracking.writer import TrialRunWriter
+
+        # the trials' child runs are written here, in the driver, from what the trials report
+        writer = TrialRunWriter(
+            tracker.ids,
             config,
-            run,
-            parsed,
-            name,
-            exp_dir,
-            resume,
-            address,
-            callbacks,
-            on_trial,
-            tracker.ids if tracker else None,
+            run.prepared.task,
+            run.cleaning.to_dict(),
+            reattach=resume or search.max_failures > 0,
         )
+    try:
+        with writer if writer is not None else contextlib.nullcontext():
+            trials = _tune(
+                config,
+                run,
+                parsed,
+                name,
+                exp_dir,
+                resume,
+                address,
+                [writer, *(callbacks or [])] if writer is not None else callbacks,
+                on_trial,
+                tracking=writer is not None,
+            )
         if tracker is not None:
             tracker.close_open_trials({t.trial_id: (t.status, t.error) for t in trials})
+            if writer.errors:
+                tracker.set_tags({"automl.tracking_errors": "; ".join(writer.errors)})
         expected = expected_trials(parsed, search.algorithm, search.num_samples)
         if len(trials) < expected:
             raise SearchInterrupted(
@@ -255,6 +272,7 @@ def run_search(
         best_config,
         refit_result,
         time.perf_counter() - started,
+        writer.seconds if writer is not None else 0.0,
     )
 
 
@@ -268,7 +286,7 @@ def _input_example(run: PreparedRun, n: int = 5) -> Any:
     return X.head(n) if hasattr(X, "head") else X[:n]
 
 
-def _tune(config, run, parsed, name, exp_dir, resume, address, callbacks, on_trial, ids):
+def _tune(config, run, parsed, name, exp_dir, resume, address, callbacks, on_trial, tracking):
     """Submit the trials to Ray Tune (or resume them) and summarise every trial."""
     from orchestrator.trial import run_trial
 
@@ -285,9 +303,7 @@ def _tune(config, run, parsed, name, exp_dir, resume, address, callbacks, on_tri
         run_trial,
         prepared=run.prepared,
         base_config=config,
-        tracking=ids,
-        cleaning=run.cleaning.to_dict(),
-        reattach=resume or search.max_failures > 0,
+        tracking=tracking,
     )
     trainable = tune.with_resources(
         trainable, {"cpu": search.cpus_per_trial, "gpu": search.gpus_per_trial}

@@ -65,7 +65,7 @@ def summarize(result, max_epochs: int) -> TrialSummary:
         }
     epochs = int(metrics.get("epoch", 0) or 0)
     if result.error is not None:
-        status, error = "ERROR", _error_line(result.error)
+        status, error = "ERROR", error_line(result.error)
     elif "refit_epochs" not in metrics and epochs < max_epochs:
         status, error = "STOPPED", None
     else:
@@ -78,7 +78,7 @@ def _fold_order(key: str) -> tuple[int, str]:
     return (int(digits) if digits else 0, key)
 
 
-def _error_line(error: BaseException) -> str:
+def error_line(error: BaseException) -> str:
     """The root cause as one line (Ray wraps the trial's exception)."""
     cause = getattr(error, "cause", None) or error
     text = f"{type(cause).__name__}: {cause}"

@@ -1,13 +1,14 @@
 """Every MLflow tracking call: the search's parent run, one child run per trial, the refit run.
 
-The driver owns the parent (:class:`SearchTracker`) and the refit run (:func:`log_refit`); each Ray
-worker builds a :class:`TrialTracker` from plain strings (tracking URI, experiment id, parent run
-id) and logs its own child run, so per-trial figures are made where the data is. Runs always end,
+The driver owns every run: the parent (:class:`SearchTracker`), the refit run (:func:`log_refit`)
+and, through one writer thread fed by the trials' Tune reports (``writer.TrialRunWriter``), each
+trial's child run (:class:`TrialTracker`). Ray workers never import MLflow. Runs always end,
 FAILED or KILLED when something goes wrong; metrics are buffered and written with ``log_batch``.
 
 Modules, by noun: ``stores`` (URI, experiments, params/tags/metrics, datasets), ``runs`` (the
-search and trial runs), ``artifacts`` (a trial's CV figures and tables), ``registry`` (the refit
-run and the champion alias) and ``readback`` (listing searches, picking the best trial).
+search and trial runs), ``writer`` (the trial runs of a search, from the driver), ``artifacts`` (a
+trial's CV figures and tables), ``registry`` (the refit run and the champion alias) and
+``readback`` (listing searches, picking the best trial).
 """
 
 from orchestrator.errors import AutoMLError

@@ -197,11 +197,11 @@ class SearchTracker:
 
 # --------------------------------------------------------------------------- one trial
 class TrialTracker:
-    """A trial's child run, logged from inside the Ray worker.
+    """A trial's child run: written by the search's driver (``tracking.writer``) or by
+    ``automl train``, from plain strings (tracking URI, experiment id, parent run id).
 
-    Build it in the worker from plain strings. As a context manager it ends the run FAILED on an
-    exception, FINISHED with ``automl.status=STOPPED`` on ``SystemExit`` (how Ray stops a
-    function trainable inside ``tune.report``) and KILLED on ``KeyboardInterrupt``.
+    As a context manager it ends the run FAILED on an exception, FINISHED with
+    ``automl.status=STOPPED`` on ``SystemExit`` and KILLED on ``KeyboardInterrupt``.
     """
 
     def __init__(

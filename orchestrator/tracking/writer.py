@@ -1,0 +1,199 @@
+"""The driver's writer of a search's trial runs: a Ray Tune callback fed by the trials' reports.
+
+Trials do not talk to MLflow (see ``orchestrator.trial``): each report carries, under
+``RESULT_KEY``, the epochs since the previous report and, in the last one, the cross-validation
+result. This callback takes that payload out of the result before Tune's loggers and experiment
+state keep it, and one writer thread logs every child run with ``log_batch``, so neither the
+trials nor Tune's event loop wait for the store. One writer also suits a cluster: workers need no
+access to the tracking store.
+
+Run ends follow Tune's view of the trial: its last report finishes the run (COMPLETED), a trial
+the scheduler stopped ends FINISHED with ``automl.status=STOPPED``, a failed one FAILED with the
+error, and one still open when the search ends (interrupted) KILLED.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from orchestrator.config import Config
+from orchestrator.tracking.runs import TrialTracker
+from orchestrator.trial import RESULT_KEY, trial_config
+
+logger = logging.getLogger(__name__)
+
+_CLOSE = object()
+_ACTIVE: list[TrialRunWriter] = []  # the writer of the search this process is running
+
+
+def active_writer() -> tune.Callback:
+    """What a pickled writer becomes when Tune unpickles it: the running search's writer."""
+    return _ACTIVE[-1] if _ACTIVE else tune.Callback()
+
+
+class TrialRunWriter(tune.Callback):
+    """Logs each trial's child run under the parent ``ids`` from the driver.
+
+    ``reattach`` looks for a trial's run from an earlier attempt (a resumed search, a retried
+    trial) before creating one. ``seconds`` is the writer's busy time in all (benchmark B3) and
+    ``errors`` the tracking failures, one line each; a failure ends that trial's run FAILED and
+    never stops the search.
+    """
+
+    def __init__(
+        self,
+        ids: tuple[str, str, str],
+        base_config: Config,
+        task: str,
+        cleaning: dict[str, Any] | None = None,
+        reattach: bool = False,
+    ) -> None:
+        self.ids = ids
+        self.base_config = base_config
+        self.task = task
+        self.cleaning = cleaning
+        self.reattach = reattach
+        self.seconds = 0.0
+        self.errors: list[str] = []
+        self._trackers: dict[str, TrialTracker] = {}
+        self._figures: dict[str, bool] = {}
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> TrialRunWriter:
+        _ACTIVE.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.close()
+        finally:
+            _ACTIVE.remove(self)
+
+    def __reduce__(self):
+        # Tune pickles the run config, callbacks included, into the experiment folder and a
+        # resumed search (Tuner.restore) gets its callbacks back from there: the pickle names
+        # "the writer of the search being run", never a stale parent run or a live thread
+        return (active_writer, ())
+
+    # ----------------------------------------------------------------- Tune's side (event loop)
+    def _put(self, kind: str, trial_id: str, data: Any = None) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, name="automl-mlflow", daemon=True)
+            self._thread.start()
+        self._queue.put((kind, trial_id, data))
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._put("start", trial.trial_id, dict(trial.config))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        payload = result.get(RESULT_KEY)
+        if not isinstance(payload, dict):
+            return
+        # Tune passes callbacks a shallow copy of the result and keeps the original as the
+        # trial's last result: emptying the shared payload keeps the CV arrays out of it
+        data = dict(payload)
+        payload.clear()
+        self._put("result", trial.trial_id, data)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._put("complete", trial.trial_id)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._put("error", trial.trial_id, trial_error(trial))
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.close()
+
+    def close(self, reason: str = "the search ended before this trial did") -> None:
+        """Write everything queued, then end any run still open KILLED (idempotent)."""
+        if self._thread is not None:
+            self._queue.put((_CLOSE, "", reason))
+            self._thread.join()
+            self._thread = None
+
+    # ----------------------------------------------------------------- the writer thread
+    def _drain(self) -> None:
+        while True:
+            kind, trial_id, data = self._queue.get()
+            started = time.perf_counter()
+            if kind is _CLOSE:
+                for open_id, tracker in list(self._trackers.items()):
+                    self._end_quietly(open_id, tracker, lambda t, r=data: t.kill(r))
+                self._trackers.clear()
+            else:
+                try:
+                    self._handle(kind, trial_id, data)
+                except Exception as err:  # tracking must never stop the search
+                    line = f"trial {trial_id}: {type(err).__name__}: {err}".splitlines()[0]
+                    self.errors.append(line)
+                    logger.warning("MLflow logging failed for %s", line)
+                    tracker = self._trackers.pop(trial_id, None)
+                    if tracker is not None:
+                        self._end_quietly(trial_id, tracker, lambda t, e=line: t.fail(e))
+            self.seconds += time.perf_counter() - started
+            if kind is _CLOSE:
+                return
+
+    def _end_quietly(self, trial_id: str, tracker: TrialTracker, end) -> None:
+        try:
+            end(tracker)
+        except Exception as err:
+            self.errors.append(f"trial {trial_id}: ending its run: {type(err).__name__}: {err}")
+
+    def _handle(self, kind: str, trial_id: str, data: Any) -> None:
+        tracker = self._trackers.get(trial_id)
+        if kind == "start":
+            if tracker is not None:  # a retried trial goes on in the run it has
+                return
+            config = trial_config(self.base_config, data)
+            tracker = TrialTracker(*self.ids, reattach=self.reattach)
+            tracker.start(trial_id, config)
+            self._trackers[trial_id] = tracker
+            self._figures[trial_id] = config.tracking.trial_figures
+        elif tracker is None:
+            return  # its start failed (already recorded) or its run has ended
+        elif kind == "result":
+            for step, metrics in data.get("epochs", ()):
+                tracker.log_epoch(metrics, step)
+            if data.get("cv") is not None:
+                tracker.finish(
+                    data["cv"],
+                    self.task,
+                    data.get("class_names"),
+                    self.cleaning,
+                    self.base_config.search.metric,
+                    figures=self._figures.get(trial_id, True),
+                )
+                del self._trackers[trial_id]
+        elif kind == "complete":  # ended without its final report: the scheduler stopped it
+            tracker.stopped_early()
+            del self._trackers[trial_id]
+        elif kind == "error":
+            tracker.fail(data)
+            del self._trackers[trial_id]
+
+
+def trial_error(trial) -> str:
+    """A failed trial's root cause as one line, from the error files Tune has just written."""
+    from ray import cloudpickle
+
+    from orchestrator.trials import error_line
+
+    try:
+        with open(trial.pickled_error_file, "rb") as f:
+            return error_line(cloudpickle.load(f))
+    except Exception:
+        pass
+    try:
+        lines = Path(trial.error_file).read_text().strip().splitlines()
+    except Exception:
+        lines = []
+    return lines[-1] if lines else "the trial failed"

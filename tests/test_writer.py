@@ -1,0 +1,175 @@
+"""Trial runs written by the driver: the trial's side (what a report carries, no MLflow in the
+worker) and the writer's side (Tune callback → child runs on a real SQLite store)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from mlflow import MlflowClient
+
+from orchestrator.config import apply_overrides
+from orchestrator.pipeline import prepare_run
+from orchestrator.tracking import SearchTracker
+from orchestrator.tracking.writer import TrialRunWriter, active_writer
+from orchestrator.trial import RESULT_KEY
+from tests.conftest import tiny_config
+from tests.test_tracking_fixtures import *  # noqa: F403  (the fixtures)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --------------------------------------------------------------------------- the trial's side
+TRIAL_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from ray import tune
+    import orchestrator.trial as trial
+    from orchestrator.pipeline import prepare_run
+    from tests.conftest import tiny_config
+
+    reports = []
+    tune.report = lambda metrics, checkpoint=None: reports.append(metrics)
+    tune.get_checkpoint = lambda: None
+    config = tiny_config(**{"search.metric": "val_accuracy", "search.mode": "max",
+                            "training.epochs": 5})
+    run = prepare_run(config)
+    trial.REPORT_INTERVAL_S = float(sys.argv[1])
+    trial.run_trial({}, prepared=run.prepared, base_config=config, tracking=True)
+    out = []
+    for r in reports:
+        log = r[trial.RESULT_KEY]
+        out.append({"epoch": r["epoch"], "rows": [step for step, _ in log["epochs"]],
+                    "has_cv": "cv" in log, "keys": sorted(log["epochs"][0][1])})
+    heavy = [m for m in ("mlflow", "sqlalchemy", "matplotlib", "alembic") if m in sys.modules]
+    print(json.dumps({"reports": out, "heavy": heavy}))
+    """
+)
+
+
+def _trial_reports(interval: float) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", TRIAL_SCRIPT, str(interval)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_tracked_trial_sends_every_epoch_and_its_cv_result_without_mlflow():
+    # throttled (FIFO, an hour between reports): one report at the end carries all five epochs
+    slow = _trial_reports(3600.0)
+    assert slow["heavy"] == []  # no MLflow, SQLAlchemy or matplotlib in a worker
+    assert [(r["epoch"], r["rows"], r["has_cv"]) for r in slow["reports"]] == [
+        (5, [1, 2, 3, 4, 5], True)
+    ]
+    assert "val_accuracy" in slow["reports"][0]["keys"]
+    assert "epoch" not in slow["reports"][0]["keys"]
+    # no throttle: each epoch's report carries that epoch, the last one the CV result
+    fast = _trial_reports(0.0)
+    assert [(r["rows"], r["has_cv"]) for r in fast["reports"]] == [
+        ([1], False),
+        ([2], False),
+        ([3], False),
+        ([4], False),
+        ([5], True),
+    ]
+
+
+# --------------------------------------------------------------------------- the writer's side
+@pytest.fixture
+def search(tracking_uri):
+    config = tiny_config(**{"search.metric": "val_accuracy", "search.mode": "max"})
+    with SearchTracker(tracking_uri, "writer") as tracker:
+        tracker.start(config, "writer-test")
+        yield tracker, config
+
+
+def _trial(trial_id: str, lr: float, tmp_path: Path | None = None, error: str | None = None):
+    trial = SimpleNamespace(trial_id=trial_id, config={"training.optimizer.lr": lr})
+    if error is not None:
+        trial.pickled_error_file = str(tmp_path / "missing.pkl")
+        trial.error_file = str(tmp_path / f"{trial_id}-error.txt")
+        Path(trial.error_file).write_text(f"Failure # 1\nTraceback ...\nValueError: {error}\n")
+    return trial
+
+
+def _runs(client: MlflowClient, tracker: SearchTracker) -> dict[str, object]:
+    runs = client.search_runs(
+        [tracker.experiment_id], f"tags.mlflow.parentRunId = '{tracker.parent_run_id}'"
+    )
+    return {r.data.tags["automl.trial_id"]: r for r in runs}
+
+
+def test_writer_logs_each_trial_run_and_ends_it_as_tune_did(search, tmp_path):
+    tracker, config = search
+    run = prepare_run(config)
+    from orchestrator.crossval import cross_validate
+
+    cv = cross_validate(run.prepared, apply_overrides(config, {"training.epochs": 2}))
+    history = list(cv)
+    done, stopped, failed, open_ = (
+        _trial("t_done", 0.01),
+        _trial("t_stopped", 0.02),
+        _trial("t_failed", 0.03, tmp_path, error="boom"),
+        _trial("t_open", 0.04),
+    )
+    with TrialRunWriter(tracker.ids, config, run.prepared.task, {"rows": 1}) as writer:
+        assert pickle.loads(pickle.dumps(writer)) is writer  # what a resumed Tuner gets back
+        for trial in (done, stopped, failed, open_):
+            writer.on_trial_start(0, [], trial)
+        rows = [(int(m["epoch"]), {"val_accuracy": m["val_accuracy"]}) for m in history]
+        # the result Tune keeps (its shallow copy shares the payload) is emptied by the writer
+        payload = {"epochs": rows, "cv": cv.result, "class_names": cv.class_names}
+        kept = {"epoch": 2, RESULT_KEY: payload}
+        writer.on_trial_result(0, [], done, dict(kept))
+        assert kept[RESULT_KEY] == {}
+        writer.on_trial_complete(0, [], done)
+        writer.on_trial_result(0, [], stopped, {RESULT_KEY: {"epochs": rows[:1]}})
+        writer.on_trial_complete(0, [], stopped)
+        writer.on_trial_error(0, [], failed)
+        writer.on_trial_result(0, [], open_, {"epoch": 1})  # no payload: nothing to log
+    assert not isinstance(active_writer(), TrialRunWriter)  # none active once the search ended
+    assert writer.errors == [] and writer.seconds > 0
+
+    client = MlflowClient(tracker.tracking_uri)
+    runs = _runs(client, tracker)
+    assert set(runs) == {"t_done", "t_stopped", "t_failed", "t_open"}
+    statuses = {k: (r.info.status, r.data.tags["automl.status"]) for k, r in runs.items()}
+    assert statuses == {
+        "t_done": ("FINISHED", "COMPLETED"),
+        "t_stopped": ("FINISHED", "STOPPED"),
+        "t_failed": ("FAILED", "FAILED"),
+        "t_open": ("KILLED", "KILLED"),
+    }
+    assert runs["t_failed"].data.tags["automl.error"] == "ValueError: boom"
+    assert runs["t_done"].data.params["training.optimizer.lr"] == "0.01"
+    steps = client.get_metric_history(runs["t_done"].info.run_id, "val_accuracy")
+    assert [m.step for m in steps] == [1, 2]
+    assert "cv_accuracy_mean" in runs["t_done"].data.metrics
+    names = {a.path for a in client.list_artifacts(runs["t_done"].info.run_id)}
+    assert {"confusion_matrix.png", "cleaning_report.json", "config.json"} <= names
+    stopped_steps = client.get_metric_history(runs["t_stopped"].info.run_id, "val_accuracy")
+    assert [m.step for m in stopped_steps] == [1]
+
+
+def test_a_tracking_failure_ends_that_run_failed_and_the_search_goes_on(search):
+    tracker, config = search
+    with TrialRunWriter(tracker.ids, config, "classification") as writer:
+        writer.on_trial_start(0, [], _trial("t_bad", 0.01))
+        writer.on_trial_start(0, [], _trial("t_good", 0.01))
+        # a CV result that cannot be written (not a CVResult): the writer records it, goes on
+        writer.on_trial_result(0, [], SimpleNamespace(trial_id="t_bad"), {RESULT_KEY: {"cv": 1}})
+        writer.on_trial_complete(0, [], SimpleNamespace(trial_id="t_good"))
+    assert len(writer.errors) == 1 and writer.errors[0].startswith("trial t_bad: ")
+    runs = _runs(MlflowClient(tracker.tracking_uri), tracker)
+    assert runs["t_bad"].info.status == "FAILED"
+    assert runs["t_good"].data.tags["automl.status"] == "STOPPED"
