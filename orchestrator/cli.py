@@ -2,17 +2,21 @@
 
 Each command parses and validates, then calls one library function. Heavy imports (torch, ray,
 mlflow) happen inside the command bodies so that ``automl --help`` is instant. Every
-``AutoMLError`` becomes one line on stderr and exit status 2.
+``AutoMLError`` becomes one line on stderr and exit status 2. The console script is :func:`entry`,
+which exits without the interpreter's module teardown once a command has finished.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -388,5 +392,42 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def entry() -> NoReturn:
+    """The ``automl`` console script: :func:`main`, then :func:`fast_exit` with its status.
+
+    Exceptions other than ``SystemExit`` (a bug) propagate with their traceback as usual.
+    """
+    try:
+        main()
+    except SystemExit as exc:
+        fast_exit(exc.code)
+    fast_exit(0)
+
+
+def fast_exit(code: int | str | None) -> NoReturn:
+    """Exit with ``code`` as the interpreter would, less its teardown of every module.
+
+    With torch, Ray and MLflow loaded that teardown takes ~2 s after the command is done
+    (measured: 2.2 s of a 28 s ``automl search``). Everything that matters still runs: non-daemon
+    threads are joined and the ``atexit`` handlers run (Ray's shuts down the local cluster,
+    logging's flushes its handlers), then stdout and stderr are flushed and the process ends.
+    """
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    status = 0 if code is None else int(code)
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing left to write to it
+            pass
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -5,6 +5,12 @@ then spends seconds more importing torch, scikit-learn, pandas, MLflow and, unle
 a stacked model, torch._dynamo (which torch.optim's step imports). :func:`start_ray_and_import`
 does the imports in a thread while the main thread waits on ``ray.init``. Light on imports
 itself: the command line calls it before anything heavy.
+
+The trial workers have the same problem: each imports torch, ray.tune, pandas and scikit-learn
+before its first trial. A local Ray prestarts one idle worker per CPU at ``ray.init``, which
+imports them at once (``preload_python_modules``), and :func:`reuse_prestarted_workers` makes
+Tune's trial actors land in those workers instead of new processes, so the imports overlap
+the driver's own start-up, data preparation and Tune set-up.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ import os
 import threading
 from typing import Any
 
-# What a trial worker needs: the trainable (torch, data, models) and the MLflow trial tracker.
-PRELOAD_MODULES = ("orchestrator.trial", "orchestrator.tracking")
+# What a trial worker needs: the trainable (torch, ray.tune, data, models). Trials never call
+# MLflow (the driver's writer logs their runs), so workers do not import it.
+PRELOAD_MODULES = ("orchestrator.trial",)
 # What the search driver needs besides those: the search itself and the refit's model logging.
 DRIVER_MODULES = ("orchestrator.search", "orchestrator.tracking", "mlflow.pyfunc")
 # torch.optim's step imports torch._dynamo (~2.5 s); only families trained one model at a time
@@ -24,6 +31,12 @@ DRIVER_MODULES = ("orchestrator.search", "orchestrator.tracking", "mlflow.pyfunc
 UNSTACKED_MODULES = ("torch._dynamo",)
 OUTER_RUN_ENV = "MLFLOW_RUN_ID"
 NO_PRESTART = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
+PRESTART_ENV = "AUTOML_PRESTART_WORKERS"
+
+# the environment that the workers of the Ray ensure_ray started inherit, and that Ray's node id
+_worker_env: dict[str, str] | None = None
+_worker_env_node: str | None = None
+_original_actor_class = None
 
 _outer_run: dict[str, str | None] = {}
 
@@ -49,11 +62,12 @@ def take_outer_run_id() -> str | None:
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Start Ray embedded on this machine, or join ``address`` / ``RAY_ADDRESS``.
 
-    ``AUTOML_PRELOAD_WORKERS=1`` (a local start only) has the prestarted workers import
-    :data:`PRELOAD_MODULES` at once. Off by default: on a 2-core machine the workers' imports
-    then compete with the driver's for the same cores, and B1 measured 48-50 s with it against
-    43-45 s without; it pays where idle cores wait for the driver. A cluster that is joined keeps
-    its own settings: start it with ``RAY_preload_python_modules=...`` for the same effect.
+    A local start prestarts one idle worker per CPU that imports :data:`PRELOAD_MODULES` at
+    once, while the driver imports, prepares the data and sets up Tune, and makes Tune's trial
+    actors run in those workers (:func:`reuse_prestarted_workers`). ``AUTOML_PRESTART_WORKERS=0``
+    starts no idle workers instead, and every trial actor starts a process of its own. A
+    cluster that is joined keeps its own settings (start it with
+    ``RAY_preload_python_modules=orchestrator.trial`` for the preloading).
     """
     import ray
 
@@ -69,14 +83,68 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address is None:
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
-        if os.environ.get("AUTOML_PRELOAD_WORKERS") == "1":
-            kwargs["_system_config"] = {"preload_python_modules": list(PRELOAD_MODULES)}
-        else:
-            # Ray prestarts one idle worker per CPU, but Tune's trial actors start processes of
-            # their own: the idle ones only take CPU from the start-up (ray.init ~1 s and a
-            # digits search ~1.8 s faster without them, measured side by side on 2 cores).
+        if os.environ.get(PRESTART_ENV, "1") == "0":
             kwargs["_system_config"] = NO_PRESTART
+        else:
+            kwargs["_system_config"] = {"preload_python_modules": list(PRELOAD_MODULES)}
+            _prepare_worker_env()
     ray.init(address=address, **kwargs)
+    if address is None and "preload_python_modules" in kwargs["_system_config"]:
+        reuse_prestarted_workers()
+
+
+def _tune_actor_env() -> dict[str, str]:
+    """The environment variables Ray Tune gives its trial actors (``_ActorClassCache.get``)."""
+    from ray.tune.execution import class_cache
+
+    env = dict(class_cache.DEFAULT_ENV_VARS)
+    env.update({k: os.environ[k] for k in class_cache.ENV_VARS_TO_PROPAGATE if k in os.environ})
+    return env
+
+
+def _prepare_worker_env() -> None:
+    """Set Tune's actor variables in this process before ``ray.init``, so Ray's processes (and
+    so every worker) inherit them, and remember the environment the workers will have."""
+    global _worker_env
+    os.environ.update(_tune_actor_env())
+    _worker_env = dict(os.environ)
+
+
+def reuse_prestarted_workers() -> None:
+    """Let Tune's trial actors run in Ray's prestarted (and preloaded) idle workers.
+
+    Tune creates its actor class with ``runtime_env={"env_vars": ...}`` (Lightning's
+    ``PL_DISABLE_FORK`` and a few propagated variables). A runtime environment other than the
+    job's makes Ray start a new worker process for each actor and leave the prestarted idle
+    ones unused, so every trial worker would import torch, ray.tune and scikit-learn (~4 s of
+    CPU each) only after Tune asks for it. When the workers of our local Ray already inherit
+    exactly those variables, the actor class is created without a runtime environment: the
+    actor then lands in an idle worker whose imports ran while the driver was busy. If the
+    variables Tune wants differ from what the workers inherited (one set after ``ray.init``),
+    Tune's own class is used, with its runtime environment. Checked by
+    ``tests/test_raystart.py`` (trial process ids against the idle workers' ids).
+    """
+    global _original_actor_class, _worker_env_node
+    import ray
+    from ray.tune.execution import class_cache
+
+    _worker_env_node = ray.get_runtime_context().get_node_id()
+    if _original_actor_class is not None:
+        return
+    _original_actor_class = class_cache._ActorClassCache.get
+
+    def get(cache, trainable_cls):
+        env = _worker_env
+        ours = env is not None and ray.get_runtime_context().get_node_id() == _worker_env_node
+        if not ours or any(env.get(k) != v for k, v in _tune_actor_env().items()):
+            return _original_actor_class(cache, trainable_cls)
+
+        key = ("automl-no-runtime-env", trainable_cls)
+        if key not in cache._cache:
+            cache._cache[key] = ray.remote(trainable_cls)
+        return cache._cache[key]
+
+    class_cache._ActorClassCache.get = get
 
 
 def import_in_background(

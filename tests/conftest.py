@@ -49,10 +49,13 @@ def tiny_csv(tmp_path):
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray with 2 CPUs for the whole test session."""
+    """One local Ray with 2 CPUs for the whole test session, started as ``automl search`` starts
+    it (prestarted workers with the trainable's modules preloaded)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    from orchestrator.raystart import ensure_ray
+
+    ensure_ray(num_cpus=2)
     yield ray
     ray.shutdown()
 

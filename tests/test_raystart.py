@@ -1,13 +1,18 @@
-"""How the driver starts Ray (the wrapper's own logic; Ray itself is faked here) and warms up."""
+"""How the driver starts Ray and warms up: the wrapper's own logic with Ray faked, and a real
+local Ray whose prestarted, preloaded workers must be the ones Tune's trials run in."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 
 import pytest
 import ray
 
 from orchestrator import raystart
+from tests.e2e_helpers import ROOT
 
 
 @pytest.fixture
@@ -16,29 +21,99 @@ def fake_init(monkeypatch):
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.delenv("AUTOML_PRELOAD_WORKERS", raising=False)
+    monkeypatch.delenv(raystart.PRESTART_ENV, raising=False)
+    adopted = []
+    monkeypatch.setattr(raystart, "reuse_prestarted_workers", lambda: adopted.append(True))
+    calls.append(adopted)
     return calls
 
 
-def test_local_start_has_no_prestarted_workers(fake_init):
+def test_local_start_preloads_prestarted_workers_and_adopts_them(fake_init):
+    adopted = fake_init.pop(0)
     raystart.ensure_ray(num_cpus=2)
     (kwargs,) = fake_init
-    assert kwargs["_system_config"] == raystart.NO_PRESTART
+    assert kwargs["_system_config"] == {"preload_python_modules": ["orchestrator.trial"]}
     assert kwargs["num_cpus"] == 2 and kwargs["address"] is None
     assert kwargs["include_dashboard"] is False
+    assert adopted == [True]
+    # Tune's actor variables are set before ray.init, so that every worker inherits them
+    from ray.tune.execution.class_cache import DEFAULT_ENV_VARS
+
+    assert DEFAULT_ENV_VARS and all(os.environ.get(k) == v for k, v in DEFAULT_ENV_VARS.items())
 
 
-def test_preloading_workers_keeps_them_prestarted(fake_init, monkeypatch):
-    monkeypatch.setenv("AUTOML_PRELOAD_WORKERS", "1")
+def test_prestarting_can_be_switched_off(fake_init, monkeypatch):
+    adopted = fake_init.pop(0)
+    monkeypatch.setenv(raystart.PRESTART_ENV, "0")
     raystart.ensure_ray()
-    config = fake_init[0]["_system_config"]
-    assert config == {"preload_python_modules": list(raystart.PRELOAD_MODULES)}
+    assert fake_init[0]["_system_config"] == raystart.NO_PRESTART
+    assert adopted == []
 
 
 def test_joining_a_cluster_keeps_its_settings(fake_init):
+    adopted = fake_init.pop(0)
     raystart.ensure_ray(address="ray://somewhere:10001")
     (kwargs,) = fake_init
     assert kwargs["address"] == "ray://somewhere:10001" and "_system_config" not in kwargs
+    assert adopted == []
+
+
+# Runs in a fresh process (its own local Ray, started by ensure_ray as `automl search` does):
+# the idle workers' process ids, then a 4-trial search's, then which actor class Tune gets
+# once a variable Tune propagates differs from what the workers inherited.
+PRESTART_SCRIPT = r"""
+import json, os, sys, time
+import psutil
+from orchestrator.raystart import ensure_ray
+from orchestrator.search import run_search
+from tests.conftest import tiny_config
+
+ensure_ray(num_cpus=2)
+deadline = time.time() + 120
+while True:
+    idle = {p.pid for p in psutil.Process().children(recursive=True)
+            if p.cmdline()[:1] == ["ray::IDLE"]}
+    if len(idle) >= 2 or time.time() > deadline:
+        break
+    time.sleep(0.2)
+config = tiny_config(**{"search.algorithm": "grid", "training.epochs": 2,
+    "search.space": {"training.optimizer.lr": {"grid": [1e-3, 2e-3, 3e-3, 4e-3]}}})
+result = run_search(config, name="pre", storage=sys.argv[1], refit=False)
+trial_pids = sorted({t.metrics["pid"] for t in result.trials})
+
+from ray.tune.execution.class_cache import _ActorClassCache
+class Trainable:
+    pass
+same = _ActorClassCache().get(Trainable)._default_options.get("runtime_env")
+os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"  # propagated by Tune, set after ray.init
+changed = _ActorClassCache().get(Trainable)._default_options.get("runtime_env")
+print("RESULT " + json.dumps({"idle": sorted(idle), "trials": trial_pids,
+    "same": same, "changed": changed}))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_trials_run_in_the_prestarted_preloaded_workers(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.pop("AUTOML_PRESTART_WORKERS", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", PRESTART_SCRIPT, str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    found = json.loads(line.removeprefix("RESULT "))
+    assert len(found["idle"]) == 2, found
+    # every trial ran in one of the idle workers that Ray started (and preloaded) at ray.init
+    assert found["trials"] and set(found["trials"]) <= set(found["idle"]), found
+    assert found["same"] is None  # no runtime env of its own: the idle workers fit
+    # a variable Tune propagates now differs from the workers' own: Tune's runtime env is kept
+    assert found["changed"]["env_vars"]["RAY_CHDIR_TO_TRIAL_DIR"] == "0"
 
 
 def test_background_warm_up_opens_the_tracking_store(tmp_path):
