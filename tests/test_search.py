@@ -44,6 +44,13 @@ def test_grid_runs_every_combination_once(tmp_path):
     assert 0.0 <= result.refit.test_metrics["accuracy"] <= 1.0
     payload = result.to_json()
     assert payload["num_trials"] == 4 and payload["best"]["test"]["accuracy"] is not None
+    # Tune's own result files: CSV and JSON in every trial folder, no TensorBoard event files
+    trial_dirs = [d for d in (tmp_path / "grid").iterdir() if d.is_dir()]
+    assert len(trial_dirs) == 4
+    for d in trial_dirs:
+        assert (d / "result.json").is_file() and (d / "progress.csv").is_file()
+        assert not list(d.glob("events.out.tfevents*"))
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ  # restored after the search
 
 
 def test_random_search_is_reproducible_with_a_seed(tmp_path):
