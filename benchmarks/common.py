@@ -236,13 +236,58 @@ def steady_rate(times: list[float]) -> float | None:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+def wait_for_idle_workers(timeout: float = 120.0) -> float:
+    """Wait until the local Ray's prestarted workers are up and idle; the seconds waited.
+
+    ``ensure_ray`` prestarts one worker per CPU that imports the trainable's modules (torch,
+    ray.tune, scikit-learn) after ``ray.init`` has returned. A search started at once waits for
+    those imports; a search started in a session whose Ray is already up does not. Idle means
+    one ``ray::IDLE`` process per CPU under this driver, none of them using CPU over 0.5 s.
+    """
+    import psutil
+
+    from orchestrator.raystart import PRESTART_ENV
+
+    started = time.perf_counter()
+    if os.environ.get(PRESTART_ENV, "1") == "0":
+        return 0.0
+    me = psutil.Process()
+    while time.perf_counter() - started < timeout:
+        idle = [p for p in me.children(recursive=True) if _cmdline(p)[:1] == ["ray::IDLE"]]
+        if len(idle) >= CORES:
+            before = [_cpu_seconds(p) for p in idle]
+            time.sleep(0.5)
+            if all(_cpu_seconds(p) - b < 0.02 for p, b in zip(idle, before, strict=True)):
+                break
+        else:
+            time.sleep(0.2)
+    return time.perf_counter() - started
+
+
+def _cmdline(proc: Any) -> list[str]:
+    try:
+        return proc.cmdline()
+    except Exception:  # the process ended meanwhile
+        return []
+
+
+def _cpu_seconds(proc: Any) -> float:
+    try:
+        times = proc.cpu_times()
+        return times.user + times.system
+    except Exception:
+        return float("inf")
+
+
 def timed_search(config, storage: Path, name: str) -> dict[str, Any]:
-    """Start Ray (timed on its own), then run the search without refit (timed)."""
+    """Start Ray (timed on its own), wait for its prestarted workers to be idle (timed on its
+    own), then run the search without refit (timed)."""
     from orchestrator.search import ensure_ray, run_search
 
     started = time.perf_counter()
     ensure_ray()
     ray_init_s = time.perf_counter() - started
+    workers_ready_s = wait_for_idle_workers()
     clock = completion_clock()
     started = time.perf_counter()
     result = run_search(config, name=name, storage=str(storage), refit=False, callbacks=[clock])
@@ -255,6 +300,7 @@ def timed_search(config, storage: Path, name: str) -> dict[str, Any]:
     best = result.best.cv.get("accuracy", {}).get("mean") if result.best else None
     return {
         "ray_init_s": ray_init_s,
+        "workers_ready_s": workers_ready_s,
         "search_s": search_s,
         "n_trials": len(result.trials),
         "errors": [t.error for t in result.trials if t.error],
