@@ -31,6 +31,11 @@ DRIVER_MODULES = ("orchestrator.search", "orchestrator.tracking", "mlflow.pyfunc
 UNSTACKED_MODULES = ("torch._dynamo",)
 OUTER_RUN_ENV = "MLFLOW_RUN_ID"
 NO_PRESTART = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
+# Ray's worker pool keeps as many idle workers as there are free CPUs and kills the rest once
+# they have been idle this long (1 s by default). Tune reserves the CPUs (placement groups) a
+# moment before its actors ask for workers, so a kill that falls in between took the preloaded
+# workers away and every trial waited for a new process (~6 s in 1 of 3 searches here).
+IDLE_WORKER_KEEP_MS = 600_000
 PRESTART_ENV = "AUTOML_PRESTART_WORKERS"
 
 # the environment that the workers of the Ray ensure_ray started inherit, and that Ray's node id
@@ -86,7 +91,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         if os.environ.get(PRESTART_ENV, "1") == "0":
             kwargs["_system_config"] = NO_PRESTART
         else:
-            kwargs["_system_config"] = {"preload_python_modules": list(PRELOAD_MODULES)}
+            kwargs["_system_config"] = {
+                "preload_python_modules": list(PRELOAD_MODULES),
+                "idle_worker_killing_time_threshold_ms": IDLE_WORKER_KEEP_MS,
+            }
             _prepare_worker_env()
     ray.init(address=address, **kwargs)
     if address is None and "preload_python_modules" in kwargs["_system_config"]:

@@ -32,7 +32,10 @@ def test_local_start_preloads_prestarted_workers_and_adopts_them(fake_init):
     adopted = fake_init.pop(0)
     raystart.ensure_ray(num_cpus=2)
     (kwargs,) = fake_init
-    assert kwargs["_system_config"] == {"preload_python_modules": ["orchestrator.trial"]}
+    assert kwargs["_system_config"] == {
+        "preload_python_modules": ["orchestrator.trial"],
+        "idle_worker_killing_time_threshold_ms": raystart.IDLE_WORKER_KEEP_MS,
+    }
     assert kwargs["num_cpus"] == 2 and kwargs["address"] is None
     assert kwargs["include_dashboard"] is False
     assert adopted == [True]
@@ -60,7 +63,10 @@ def test_joining_a_cluster_keeps_its_settings(fake_init):
 
 # Runs in a fresh process (its own local Ray, started by ensure_ray as `automl search` does):
 # the idle workers' process ids, then a 4-trial search's, then which actor class Tune gets
-# once a variable Tune propagates differs from what the workers inherited.
+# once a variable Tune propagates differs from what the workers inherited. Before the search,
+# every CPU is reserved for a while, as Tune's placement groups reserve them before its actors
+# ask for workers: Ray's worker pool then wants no idle workers and, by default, kills those
+# idle for over a second (the trials then waited ~6 s for new processes).
 PRESTART_SCRIPT = r"""
 import json, os, sys, time
 import psutil
@@ -76,6 +82,13 @@ while True:
     if len(idle) >= 2 or time.time() > deadline:
         break
     time.sleep(0.2)
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+time.sleep(1.5)
+group = placement_group([{"CPU": 2}])
+ray.get(group.ready(), timeout=60)
+time.sleep(1.0)  # five ticks of the pool's idle-worker timer
+remove_placement_group(group)
 config = tiny_config(**{"search.algorithm": "grid", "training.epochs": 2,
     "search.space": {"training.optimizer.lr": {"grid": [1e-3, 2e-3, 3e-3, 4e-3]}}})
 result = run_search(config, name="pre", storage=sys.argv[1], refit=False)
