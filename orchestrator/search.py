@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from orchestrator.crossval import main_metric, metric_mode
 from orchestrator.defaults import with_default_space
 from orchestrator.errors import AutoMLError, ConfigError
 from orchestrator.pipeline import PreparedRun, RefitResult, prepare_run, refit_and_test
-from orchestrator.raystart import ensure_ray
+from orchestrator.raystart import ensure_ray, import_in_background
 from orchestrator.space import (
     expected_trials,
     grid_size,
@@ -162,7 +163,15 @@ def run_search(
     started = time.perf_counter()
     # Ray first: its workers import what trials need while the data is prepared
     ensure_ray(address)
+    warm_up = None
+    if config.tracking.enabled and "orchestrator.tracking" not in sys.modules:
+        # MLflow's imports and the store's opening (~2 s) overlap the data preparation
+        warm_up = import_in_background(
+            ("orchestrator.tracking",), config.tracking.tracking_uri or ""
+        )
     run = prepare_run(config)
+    if warm_up is not None:
+        warm_up.join()
     config = with_default_space(config, run.prepared.family)
     search = config.search
     parsed = validate_space(config)
