@@ -58,13 +58,17 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             row[who] = run_child("b2_limit", payload, ctx.scratch(f"b2-{who}"))
         row["ideal_s"] = row["bare"]["seconds"] / CORES
         row["ratio"] = ratio(row["search"]["search_s"], row["ideal_s"])
-        row["search_s_from_ray_init"] = row["search"]["search_s"] + row["search"]["workers_ready_s"]
+        search = row["search"]
+        row["search_s_from_ray_init"] = (
+            search["search_s"] + search["workers_ready_s"] + search["driver_warm_up_s"]
+        )
         row["ratio_from_ray_init"] = ratio(row["search_s_from_ray_init"], row["ideal_s"])
         rows.append(row)
     figures = {
         "search_s_excluding_ray_start": median([r["search"]["search_s"] for r in rows]),
         "ray_init_s": median([r["search"]["ray_init_s"] for r in rows]),
         "workers_ready_s": median([r["search"]["workers_ready_s"] for r in rows]),
+        "driver_warm_up_s": median([r["search"]["driver_warm_up_s"] for r in rows]),
         "search_s_from_ray_init": median([r["search_s_from_ray_init"] for r in rows]),
         "bare_loop_total_s": median([r["bare"]["seconds"] for r in rows]),
         "bare_loop_ideal_s": median([r["ideal_s"] for r in rows]),
@@ -84,12 +88,15 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             goal("B2 search vs bare loop ideal (ratio)", figures["ratio_vs_ideal"], "<=", 1.0, "x")
         ],
         "notes": [
-            "The search keeps MLflow logging on, as in B1. Ray start is reported separately: "
-            "ray_init_s (ray.init) and workers_ready_s (until Ray's prestarted workers have "
+            "The search keeps MLflow logging on, as in B1. Start-up is reported separately: "
+            "ray_init_s (ray.init), workers_ready_s (until Ray's prestarted workers have "
             "imported the trainable's modules and are idle; a search in a session whose Ray is "
-            "up finds them so). search_s_excluding_ray_start (the goal's) starts after both; "
+            "up finds them so) and driver_warm_up_s (the driver importing MLflow and opening "
+            "its store, which `automl search` does while Ray starts; once per process). "
+            "search_s_excluding_ray_start (the goal's) starts after all three; "
             "search_s_from_ray_init and ratio_vs_ideal_from_ray_init count the workers' start "
-            "too, as a search started straight after ray.init sees it.",
+            "and the driver's warm-up too, as a first search started straight after ray.init "
+            "sees them.",
             "The bare loop min-max scales each fold and measures validation accuracy every epoch, "
             "as the search does; its data preparation (load, clean, split) is not timed.",
         ],

@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--reps",
         type=int,
         default=None,
-        help="repetitions of every benchmark (default: B1 and B2 3, B3 2, B4 1; quick 1)",
+        help="repetitions of every benchmark (default: B1, B2 and B4 3, B3 2; quick 1)",
     )
     parser.add_argument("--out", default="benchmarks/results", help="folder for latest.json/.md")
     parser.add_argument(
