@@ -217,13 +217,11 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
 
         config = apply_overrides(config, {k: v for k, v in search_flags.items() if v is not None})
     from orchestrator.config import stacked_families
-    from orchestrator.raystart import start_ray_and_import
+    from orchestrator.raystart import start_ray_and_import, warm_up_uri
 
     # Ray's start-up is mostly waiting: the heavy imports below happen meanwhile, in a thread
     stacked = config.model.family in stacked_families(config.training.fuse_folds)
-    tracking = config.tracking
-    uri = (tracking.tracking_uri or "") if tracking.enabled else None
-    start_ray_and_import(address, stacked=stacked, tracking_uri=uri)
+    start_ray_and_import(address, stacked=stacked, tracking_uri=warm_up_uri(config.tracking))
     from orchestrator.report import print_search_result, print_trial
     from orchestrator.search import run_search
 
