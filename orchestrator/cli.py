@@ -407,9 +407,12 @@ def fast_exit(code: int | str | None) -> NoReturn:
 
     With torch, Ray and MLflow loaded that teardown takes ~2 s after the command is done
     (measured: 2.2 s of a 28 s ``automl search``). Everything that matters still runs: non-daemon
-    threads are joined and the ``atexit`` handlers run (Ray's shuts down the local cluster,
-    logging's flushes its handlers), then stdout and stderr are flushed and the process ends.
+    threads are joined, a local Ray is stopped (:func:`~orchestrator.raystart.stop_ray`, ~1.3 s
+    quicker than Ray's own exit hook), the ``atexit`` handlers run (logging's flushes its
+    handlers), then stdout and stderr are flushed and the process ends.
     """
+    from orchestrator.raystart import stop_ray
+
     if isinstance(code, str):
         print(code, file=sys.stderr)
         code = 1
@@ -418,6 +421,7 @@ def fast_exit(code: int | str | None) -> NoReturn:
     for thread in threading.enumerate():
         if thread is not current and not thread.daemon:
             thread.join()
+    stop_ray()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sys
 import threading
 from typing import Any
 
@@ -99,6 +100,31 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     ray.init(address=address, **kwargs)
     if address is None and "preload_python_modules" in kwargs["_system_config"]:
         reuse_prestarted_workers()
+
+
+def stop_ray() -> None:
+    """``ray.shutdown()`` without the ~1.5 s that Ray's own exit hook spends waiting.
+
+    At interpreter exit Ray sleeps 0.5 s so that workers' log lines reach the driver (ours are
+    not forwarded: ``log_to_driver=False``), then stops its processes one after another. The
+    autoscaler monitor of a local node gets its SIGTERM only after the GCS is down; its handler
+    then blocks trying to report to the GCS until Ray kills it a second later (measured: 1.01 s
+    of a 1.36 s shutdown). The monitor keeps no state for a single local node, so it is killed
+    first, which is how Ray's shutdown ends it anyway, and the rest stops as Ray stops it.
+    """
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return
+    node = getattr(getattr(ray, "_private", None), "worker", None)
+    node = getattr(node, "_global_node", None)  # set only where this process started Ray
+    if node is not None:
+        from ray._private import ray_constants
+
+        for info in node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, ()):
+            with contextlib.suppress(Exception):
+                info.process.kill()
+                info.process.wait(1)
+    ray.shutdown()
 
 
 def _tune_actor_env() -> dict[str, str]:

@@ -66,7 +66,7 @@ def test_joining_a_cluster_keeps_its_settings(fake_init):
 # once a variable Tune propagates differs from what the workers inherited. Before the search,
 # every CPU is reserved for a while, as Tune's placement groups reserve them before its actors
 # ask for workers: Ray's worker pool then wants no idle workers and, by default, kills those
-# idle for over a second (the trials then waited ~6 s for new processes).
+# idle for over a second (the trials then waited ~6 s for new processes). At the end, stop_ray.
 PRESTART_SCRIPT = r"""
 import json, os, sys, time
 import psutil
@@ -100,8 +100,15 @@ class Trainable:
 same = _ActorClassCache().get(Trainable)._default_options.get("runtime_env")
 os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"  # propagated by Tune, set after ray.init
 changed = _ActorClassCache().get(Trainable)._default_options.get("runtime_env")
+
+from orchestrator.raystart import stop_ray
+started = psutil.Process().children(recursive=True)
+stop_ray()
+_, alive = psutil.wait_procs(started, timeout=10)
+alive = [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE]
 print("RESULT " + json.dumps({"idle": sorted(idle), "trials": trial_pids,
-    "same": same, "changed": changed}))
+    "same": same, "changed": changed, "started": len(started), "alive": alive,
+    "initialized": ray.is_initialized()}))
 """
 
 
@@ -127,6 +134,8 @@ def test_trials_run_in_the_prestarted_preloaded_workers(tmp_path):
     assert found["same"] is None  # no runtime env of its own: the idle workers fit
     # a variable Tune propagates now differs from the workers' own: Tune's runtime env is kept
     assert found["changed"]["env_vars"]["RAY_CHDIR_TO_TRIAL_DIR"] == "0"
+    # stop_ray (what `automl` runs before it exits) leaves none of Ray's processes behind
+    assert found["started"] >= 4 and found["alive"] == [] and not found["initialized"], found
 
 
 def test_background_warm_up_opens_the_tracking_store(tmp_path):
