@@ -19,16 +19,55 @@ def _proba(output: np.ndarray) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values``, ties sharing their average rank (as scipy's rankdata)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
+
+
+def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve as the Mann-Whitney statistic: the probability that a random
+    positive scores above a random negative, ties counted half (equal to the trapezoidal area
+    under scikit-learn's ``roc_curve``)."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    ranks = _average_ranks(score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 def _roc_auc(y: np.ndarray, p: np.ndarray, k: int) -> float:
-    """ROC AUC (binary on p[:, 1], else one-vs-rest macro); NaN when a class is missing."""
-    if len(np.unique(y)) < k:
+    """ROC AUC (binary on p[:, 1], else one-vs-rest macro); NaN when a class is missing.
+
+    The values of scikit-learn's ``roc_auc_score`` (``multi_class="ovr"``, macro average),
+    computed from ranks: ~50x quicker for 10 classes, which matters because every fold of every
+    trial is scored (tests/test_metrics.py compares the two).
+    """
+    if k < 2 or len(np.unique(y)) < k or not np.isin(y, np.arange(k)).all():
         return float("nan")
-    try:
-        if k == 2:
-            return float(skm.roc_auc_score(y, p[:, 1]))
-        return float(skm.roc_auc_score(y, p, multi_class="ovr", average="macro", labels=range(k)))
-    except ValueError:
-        return float("nan")
+    if k == 2:
+        return _binary_auc(y == 1, p[:, 1])
+    return float(np.mean([_binary_auc(y == c, p[:, c]) for c in range(k)]))
+
+
+def _confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    keep = (y >= 0) & (y < k) & (pred >= 0) & (pred < k)
+    return np.bincount(y[keep] * k + pred[keep], minlength=k * k).reshape(k, k)
+
+
+def _macro_prf(cm: np.ndarray) -> tuple[float, float, float]:
+    """Macro precision, recall and F1 over the classes seen in the truth or the predictions,
+    0 where a ratio is 0/0 (scikit-learn's ``average="macro", zero_division=0``)."""
+    tp = np.diag(cm).astype(np.float64)
+    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+    seen = (predicted + actual) > 0
+    tp, predicted, actual = tp[seen], predicted[seen], actual[seen]
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+    precision, recall = ratio(tp, predicted), ratio(tp, actual)
+    f1 = ratio(2 * tp, predicted + actual)
+    return float(precision.mean()), float(recall.mean()), float(f1.mean())
 
 
 def compute_metrics(
@@ -37,7 +76,9 @@ def compute_metrics(
     """Metrics of one prediction set.
 
     Classification (``output`` = probabilities ``(N, K)``): accuracy, precision_macro, recall_macro,
-    f1_macro, roc_auc, log_loss. Regression (``output`` = values ``(N,)``): mse, rmse, mae, r2.
+    f1_macro, roc_auc, log_loss, with scikit-learn's definitions, computed in numpy (every fold
+    of every trial is scored: scikit-learn's input checks made this ~30 ms per 10-class fold).
+    Regression (``output`` = values ``(N,)``): mse, rmse, mae, r2.
     """
     y = np.asarray(y_true)
     if task == "regression":
@@ -59,22 +100,26 @@ def compute_metrics(
     k = int(n_classes or p.shape[1])
     y = y.astype(np.int64)
     pred = p.argmax(axis=1)
-    precision, recall, f1, _ = skm.precision_recall_fscore_support(
-        y, pred, average="macro", zero_division=0
-    )
+    precision, recall, f1 = _macro_prf(_confusion(y, pred, max(k, p.shape[1])))
     return {
-        "accuracy": float(skm.accuracy_score(y, pred)),
-        "precision_macro": float(precision),
-        "recall_macro": float(recall),
-        "f1_macro": float(f1),
+        "accuracy": float(np.mean(pred == y)),
+        "precision_macro": precision,
+        "recall_macro": recall,
+        "f1_macro": f1,
         "roc_auc": _roc_auc(y, p, k),
-        "log_loss": float(skm.log_loss(y, p, labels=list(range(k)))),
+        "log_loss": _log_loss(y, p),
     }
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean negative log probability of the true class (``p`` from :func:`_proba`)."""
+    return float(-np.mean(np.log(p[np.arange(len(y)), y])))
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """The ``(K, K)`` confusion matrix; rows are true classes, columns predicted ones."""
-    return skm.confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
+    y, pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    return _confusion(y, pred, int(n_classes))
 
 
 def per_class_metrics(
@@ -171,8 +216,4 @@ def light_metrics(task: str, y_true: np.ndarray, output: np.ndarray) -> dict[str
         }
     p = _proba(output)
     y = y.astype(np.int64)
-    picked = np.clip(p[np.arange(len(y)), y], 1e-15, 1.0)
-    return {
-        "accuracy": float(np.mean(p.argmax(axis=1) == y)),
-        "log_loss": float(-np.mean(np.log(picked))),
-    }
+    return {"accuracy": float(np.mean(p.argmax(axis=1) == y)), "log_loss": _log_loss(y, p)}

@@ -43,6 +43,47 @@ def test_multiclass_matches_sklearn() -> None:
     assert m["log_loss"] == pytest.approx(skm.log_loss(Y3, P3), rel=1e-6)
 
 
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_numpy_metrics_equal_scikit_learn_on_random_predictions(k) -> None:
+    """compute_metrics is numpy; on random data (tied scores, classes never predicted, one
+    never true in the last case, near-zero probabilities) it agrees with scikit-learn."""
+    rng = np.random.default_rng(k)
+    for case in range(6):
+        n = int(rng.integers(k * 3, 300))
+        y = rng.integers(0, k, n)
+        y[:k] = np.arange(k)  # every class is present in the truth
+        logits = rng.normal(size=(n, k)) * (0.1 if case == 0 else 3.0)
+        logits = np.round(logits, 1)  # ties in the scores
+        if case == 1:
+            logits[:, -1] -= 100.0  # one class is never predicted; some p ~ 1e-44
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p = (p / p.sum(1, keepdims=True)).astype(np.float32)
+        if case == 2:
+            y[y == k - 1] = 0  # a class missing from the truth: no AUC
+        m = compute_metrics("classification", y, p, n_classes=k)
+        q = np.clip(p.astype(np.float64), 1e-15, 1.0)
+        q /= q.sum(1, keepdims=True)
+        pred = q.argmax(1)
+        prf = skm.precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
+        assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred), abs=1e-12)
+        assert m["precision_macro"] == pytest.approx(prf[0], abs=1e-12)
+        assert m["recall_macro"] == pytest.approx(prf[1], abs=1e-12)
+        assert m["f1_macro"] == pytest.approx(prf[2], abs=1e-12)
+        assert m["log_loss"] == pytest.approx(skm.log_loss(y, q, labels=range(k)), rel=1e-9)
+        if case == 2:
+            assert math.isnan(m["roc_auc"])
+            continue
+        auc = (
+            skm.roc_auc_score(y, q[:, 1])
+            if k == 2
+            else skm.roc_auc_score(y, q, multi_class="ovr", average="macro", labels=range(k))
+        )
+        assert m["roc_auc"] == pytest.approx(auc, abs=1e-9)
+        assert np.array_equal(
+            confusion_matrix(y, pred, k), skm.confusion_matrix(y, pred, labels=range(k))
+        )
+
+
 def test_binary_auc_uses_positive_column() -> None:
     y = np.array([0, 1, 1, 0, 1])
     p1 = np.array([0.2, 0.9, 0.4, 0.6, 0.7])
