@@ -298,10 +298,16 @@ def timed_search(config, storage: Path, name: str) -> dict[str, Any]:
     result = run_search(config, name=name, storage=str(storage), refit=False, callbacks=[clock])
     search_s = time.perf_counter() - started
     trial_s = [t.metrics["time_total_s"] for t in result.trials if "time_total_s" in t.metrics]
-    # MLflow work per trial: the driver's writer thread logs every trial's run (busy seconds in
-    # all / trials), against a trial's own time
-    tracking_s = result.tracking_s / len(result.trials) if result.trials else None
+    # MLflow work per trial: the driver's writer thread logs every trial's run (its CPU time and
+    # its busy wall time, in all / trials), against a trial's own time
+    n = len(result.trials)
+    tracking_s = result.tracking_s / n if n and result.tracking_s else None
+    tracking_cpu_s = result.tracking_cpu_s / n if n and result.tracking_s else None
     trial_mean = statistics.fmean(trial_s) if trial_s else None
+
+    def pct(seconds: float | None) -> float | None:
+        return 100 * seconds / trial_mean if seconds is not None and trial_mean else None
+
     best = result.best.cv.get("accuracy", {}).get("mean") if result.best else None
     return {
         "ray_init_s": ray_init_s,
@@ -313,10 +319,10 @@ def timed_search(config, storage: Path, name: str) -> dict[str, Any]:
         "n_trials": len(result.trials),
         "errors": [t.error for t in result.trials if t.error],
         "trial_time_mean_s": trial_mean,
-        "tracking_s_per_trial": tracking_s if result.tracking_s else None,
-        "tracking_pct_of_trial": (
-            100 * tracking_s / trial_mean if result.tracking_s and trial_mean else None
-        ),
+        "tracking_s_per_trial": tracking_s,
+        "tracking_pct_of_trial": pct(tracking_s),
+        "tracking_cpu_s_per_trial": tracking_cpu_s,
+        "tracking_cpu_pct_of_trial": pct(tracking_cpu_s),
         "steady_trials_per_s": steady_rate(clock.times),
         "best_cv_accuracy": best,
     }

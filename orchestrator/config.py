@@ -194,9 +194,17 @@ class TrackingConfig(Section):
     tracking_uri: str | None = None
     experiment: str | None = None
     registered_model: str | None = None
-    trial_figures: bool = Field(
-        True, description="PNG figures per trial (confusion matrix, ROC, learning curves)"
+    trial_figures: Literal["all", "best", "none"] = Field(
+        "best",
+        description="PNG figures of a trial (confusion matrix, ROC, learning curves): for every "
+        "trial, for each trial that is the best so far when it ends (the search's best always "
+        "has them), or for none; every trial logs the tables (true = all, false = none)",
     )
+
+    @field_validator("trial_figures", mode="before")
+    @classmethod
+    def _figures_flag(cls, value: Any) -> Any:
+        return {True: "all", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
 
 class Config(Section):

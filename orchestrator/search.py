@@ -50,6 +50,7 @@ class SearchResult:
     refit: RefitResult | None
     wall_s: float
     tracking_s: float = 0.0  # the driver's MLflow writer's busy time for the trials' runs
+    tracking_cpu_s: float = 0.0  # the CPU time the writer's thread used for them
 
     def to_json(self) -> dict[str, Any]:
         best = None
@@ -280,6 +281,7 @@ def run_search(
         refit_result,
         time.perf_counter() - started,
         writer.seconds if writer is not None else 0.0,
+        writer.cpu_seconds if writer is not None else 0.0,
     )
 
 

@@ -173,3 +173,43 @@ def test_a_tracking_failure_ends_that_run_failed_and_the_search_goes_on(search):
     runs = _runs(MlflowClient(tracker.tracking_uri), tracker)
     assert runs["t_bad"].info.status == "FAILED"
     assert runs["t_good"].data.tags["automl.status"] == "STOPPED"
+
+
+@pytest.mark.parametrize(
+    ("setting", "drawn"),
+    [("best", {"t1", "t3"}), (True, {"t1", "t2", "t3", "t4"}), ("none", set())],
+)
+def test_trial_figures_for_the_best_so_far_every_trial_or_none(search, setting, drawn):
+    """``best`` (the default) draws the PNGs of a trial whose CV mean beats every trial that
+    finished before it, so the search's best always has them; every trial keeps its tables
+    and its files land in the store's artifact folder (the store is local)."""
+    import dataclasses
+
+    from orchestrator.crossval import cross_validate
+
+    tracker, config = search
+    config = apply_overrides(config, {"tracking.trial_figures": setting, "training.epochs": 1})
+    run = prepare_run(config)
+    cv = cross_validate(run.prepared, config)
+    list(cv)
+
+    def scored(accuracy: float):  # the same result with another fold-mean accuracy
+        folds = [{**fold, "accuracy": accuracy} for fold in cv.result.per_fold]
+        return dataclasses.replace(cv.result, per_fold=folds)
+
+    with TrialRunWriter(tracker.ids, config, run.prepared.task) as writer:
+        for trial_id, accuracy in [("t1", 0.5), ("t2", 0.4), ("t3", 0.7), ("t4", 0.7)]:
+            writer.on_trial_start(0, [], _trial(trial_id, 0.01))
+            payload = {"epochs": [], "cv": scored(accuracy), "class_names": cv.class_names}
+            writer.on_trial_result(0, [], _trial(trial_id, 0.01), {RESULT_KEY: payload})
+    assert writer.errors == [] and 0 < writer.cpu_seconds
+    client = MlflowClient(tracker.tracking_uri)
+    with_png = set()
+    for trial_id, found in _runs(client, tracker).items():
+        names = {a.path for a in client.list_artifacts(found.info.run_id)}
+        assert {"confusion_matrix.csv", "error_analysis.csv", "config.json"} <= names
+        if {"confusion_matrix.png", "roc_curve.png", "learning_curves.png"} <= names:
+            with_png.add(trial_id)
+        else:
+            assert not any(name.endswith(".png") for name in names), names
+    assert with_png == drawn

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from orchestrator.tracking.stores import (
     TAG_TRIAL,
     _is_number,
     _log_dataset,
+    artifact_folder,
     config_dict,
     default_mode,
     get_or_create_experiment,
@@ -221,6 +221,7 @@ class TrialTracker:
         self.reattach = reattach
         self.client = MlflowClient(tracking_uri)
         self.run_id: str | None = None
+        self.artifact_uri: str | None = None
         self._buffer: list[Metric] = []
         self._buffer_since = 0.0
         self._ended = False
@@ -249,6 +250,7 @@ class TrialTracker:
         run_tags = {TAG_STATUS: "RUNNING", **(tags or {})}
         if existing:
             self.run_id, logged = existing[0].info.run_id, existing[0].data.params
+            self.artifact_uri = existing[0].info.artifact_uri
             client.update_run(self.run_id, status="RUNNING")
             set_tags(client, self.run_id, run_tags)
         else:
@@ -262,7 +264,7 @@ class TrialTracker:
                     **{k: one_line(v) for k, v in run_tags.items() if v is not None},
                 },
             )
-            self.run_id = run.info.run_id
+            self.run_id, self.artifact_uri = run.info.run_id, run.info.artifact_uri
         self._ended = False
         if hasattr(params, "flat"):
             flat, self._config = params.flat(), config_dict(params)
@@ -326,11 +328,9 @@ class TrialTracker:
             self._buffer = [m for m in self._buffer if m.key not in summary]
             self._buffer.extend(Metric(k, v, now, 0) for k, v in summary.items())
             self.flush(tags={TAG_STATUS: "COMPLETED"})
-            with tempfile.TemporaryDirectory() as tmp:
-                folder = Path(tmp)
+            with artifact_folder(self.client, self.run_id, self.artifact_uri) as folder:
                 write_cv_artifacts(folder, cv, task, class_names, cleaning, metric, figures)
                 self._write_config(folder)
-                self.client.log_artifacts(self.run_id, tmp)
         except BaseException as err:
             self.fail(f"logging the trial's results failed: {type(err).__name__}: {err}")
             raise
@@ -365,9 +365,11 @@ class TrialTracker:
                 self.flush(tags=tags)
             except Exception:
                 set_tags(self.client, self.run_id, tags)
-            with contextlib.suppress(Exception), tempfile.TemporaryDirectory() as tmp:
-                self._write_config(Path(tmp))
-                self.client.log_artifacts(self.run_id, tmp)
+            with (
+                contextlib.suppress(Exception),
+                artifact_folder(self.client, self.run_id, self.artifact_uri) as folder,
+            ):
+                self._write_config(folder)
         finally:
             self.client.set_terminated(self.run_id, status)
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +63,35 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("_") or "default"
     db = Path(tracking_uri.removeprefix("sqlite:///"))
     return (db.parent / "mlartifacts" / folder).as_uri()
+
+
+def local_artifact_dir(artifact_uri: str | None) -> Path | None:
+    """The folder of a run's artifacts when the store keeps them on this machine, else None."""
+    if not artifact_uri:
+        return None
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    with contextlib.suppress(Exception):
+        repo = get_artifact_repository(artifact_uri)
+        if isinstance(repo, LocalArtifactRepository):
+            return Path(repo.artifact_dir)
+    return None
+
+
+@contextlib.contextmanager
+def artifact_folder(client: MlflowClient, run_id: str, artifact_uri: str | None) -> Iterator[Path]:
+    """A folder whose files become the run's artifacts: its artifact directory itself where that
+    is local (no temporary copy, no ``get_run`` to find it), else a temporary folder uploaded
+    with ``log_artifacts`` when the block ends."""
+    local = local_artifact_dir(artifact_uri)
+    if local is not None:
+        local.mkdir(parents=True, exist_ok=True)
+        yield local
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(tmp)
+        client.log_artifacts(run_id, tmp)
 
 
 @contextlib.contextmanager
