@@ -41,6 +41,7 @@ def test_search_tracked_through_http_server(ray_session, server, tmp_path):
             "tracking.tracking_uri": server,
             "tracking.experiment": "e2e-http",
             "training.epochs": EPOCHS,
+            "tracking.trial_figures": "all",  # every trial's PNGs are checked
             "search.algorithm": "grid",
             "search.scheduler": "fifo",
             "search.space": {"training.optimizer.lr": {"grid": [1e-3, 1e-2]}},

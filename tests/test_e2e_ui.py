@@ -34,6 +34,7 @@ def finished_search(ray_session, store_template, tmp_path):  # noqa: F811
             "tracking.enabled": True,
             "tracking.tracking_uri": uri,
             "training.epochs": 2,
+            "tracking.trial_figures": "all",  # every trial's PNGs are checked
             "search.algorithm": "grid",
             "search.space": {"training.optimizer.lr": {"grid": [1e-3, 1e-2]}},
         }

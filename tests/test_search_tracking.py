@@ -25,6 +25,7 @@ def test_tracked_search_is_reviewable_in_mlflow(tmp_path, monkeypatch):
             "search.algorithm": "grid",
             "training.optimizer.name": "sgd",
             "training.grad_clip": None,
+            "tracking.trial_figures": "all",  # every trial's PNGs are checked
             # lr=1e6 diverges: that trial must end FAILED while the others finish
             "search.space": {"training.optimizer.lr": {"grid": [1e-2, 3e-2, 1e6]}},
         }
