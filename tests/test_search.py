@@ -141,15 +141,15 @@ def test_asha_stops_poor_trials_early(tmp_path):
 
 
 def test_two_one_cpu_trials_run_at_once_on_two_cpus(tmp_path):
-    # trials of ~1-2 s each: long enough that the second worker's start-up (a few seconds when
-    # it is a new process) does not let the first one finish all four alone
+    # trials of ~2-3 s each: long enough that the second worker's start-up (~5 s when it is a
+    # new process on a busy machine) does not let the first one finish all four alone
     result = search(
         tmp_path,
         "conc",
         **{
             "search.algorithm": "grid",
             "search.cpus_per_trial": 1,
-            "training.epochs": 200,
+            "training.epochs": 400,
             "search.space": {"training.optimizer.lr": {"grid": [1e-3, 2e-3, 3e-3, 4e-3]}},
         },
     )
