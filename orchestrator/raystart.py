@@ -115,15 +115,13 @@ def stop_ray() -> None:
     ray = sys.modules.get("ray")
     if ray is None or not ray.is_initialized():
         return
-    node = getattr(getattr(ray, "_private", None), "worker", None)
-    node = getattr(node, "_global_node", None)  # set only where this process started Ray
-    if node is not None:
-        from ray._private import ray_constants
+    with contextlib.suppress(Exception):  # Ray's internals: any surprise leaves the plain path
+        from ray._private import ray_constants, worker
 
+        node = worker._global_node  # holds processes only where this process started Ray
         for info in node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, ()):
-            with contextlib.suppress(Exception):
-                info.process.kill()
-                info.process.wait(1)
+            info.process.kill()
+            info.process.wait(1)
     ray.shutdown()
 
 
