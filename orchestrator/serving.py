@@ -7,10 +7,13 @@ target encoder and network, on the CPU) and, as ``code_paths``, the project pack
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import pickle
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CODE_PACKAGES = ("orchestrator", "models", "data")
 PREDICTOR_ARTIFACT = "predictor"
 PREDICTOR_FILE = "predictor.pkl"
+PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 _raw_shape = raw_shape  # the name tests and older callers use
@@ -163,19 +167,38 @@ def predictor_signature(predictor: Any, input_example: Any) -> ModelSignature:
     return infer_signature(np.asarray(prepared, dtype=np.float32), output)
 
 
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """No tqdm bar for the download MLflow does to validate a logged model's serving input (one
+    local file: the bar is noise in a search's output), unless the user set the variable."""
+    if PROGRESS_BAR_ENV in os.environ:
+        yield
+        return
+    os.environ[PROGRESS_BAR_ENV] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(PROGRESS_BAR_ENV, None)
+
+
 def log_predictor(predictor: Any, name: str = "model", input_example: Any = None, **kwargs: Any):
     """Log ``predictor`` as a pyfunc model in the active run; returns MLflow's ``ModelInfo``.
 
     Extra keyword arguments go to ``mlflow.pyfunc.log_model`` (``registered_model_name``…).
     """
-    signature = predictor_signature(predictor, input_example) if input_example is not None else None
+    from orchestrator.tracking.stores import quiet_schema_hints
+
+    with quiet_schema_hints():
+        signature = (
+            predictor_signature(predictor, input_example) if input_example is not None else None
+        )
     if input_example is not None and predictor.modality != "table":
         input_example = np.asarray(prepare_input(predictor, input_example), dtype=np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / PREDICTOR_FILE
         with open(path, "wb") as fh:
             pickle.dump(_cpu_copy(predictor), fh)
-        with warnings.catch_warnings():
+        with quiet_schema_hints(), _no_progress_bar(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
             return mlflow.pyfunc.log_model(
                 name=name,

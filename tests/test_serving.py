@@ -32,7 +32,7 @@ def _with_accuracy(refit, value: float):
     return dataclasses.replace(refit, test_metrics={**refit.test_metrics, "accuracy": value})
 
 
-def test_refit_run_registry_and_champion(tracking_uri, table_result):
+def test_refit_run_registry_and_champion(tracking_uri, table_result, capfd):
     result = table_result
     names = list(result.predictor.target.classes_)
     example = result.run.test.X.head(3)
@@ -63,6 +63,9 @@ def test_refit_run_registry_and_champion(tracking_uri, table_result):
             metric="val_accuracy",
             input_example=example,
         )
+    # MLflow downloaded each model to validate its serving input, without a progress bar
+    assert "Downloading artifacts" not in capfd.readouterr().err
+    assert serving.PROGRESS_BAR_ENV not in os.environ
     name = "tiny-exp"
     assert [first["registered_model"], first["version"], better["version"]] == [name, "1", "3"]
     assert (first["champion"], worse["champion"], better["champion"]) == (True, False, True)

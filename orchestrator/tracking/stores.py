@@ -9,6 +9,7 @@ import re
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,19 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("_") or "default"
     db = Path(tracking_uri.removeprefix("sqlite:///"))
     return (db.parent / "mlartifacts" / folder).as_uri()
+
+
+@contextlib.contextmanager
+def quiet_schema_hints() -> Iterator[None]:
+    """Without MLflow's hint that integer columns cannot hold missing values, printed whenever it
+    infers a schema from integer data (every digits search). Nothing to act on here: a model's
+    signature widens integers to optional doubles (``serving._relaxed``), and a dataset record's
+    schema only describes the training data."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Hint: Inferred schema contains integer column", category=UserWarning
+        )
+        yield
 
 
 def local_artifact_dir(artifact_uri: str | None) -> Path | None:
@@ -258,14 +272,14 @@ def _log_dataset(client: MlflowClient, run_id: str, dataset: dict[str, Any]) -> 
         src = CodeDatasetSource(tags={"source": source})
     except ImportError:  # pragma: no cover - older layouts
         src = None
-    if isinstance(data, pd.DataFrame):
-        ds = mlflow.data.from_pandas(
-            data, source=src, targets=dataset.get("targets"), name=name, digest=digest
-        )
-    else:
-        arr = np.zeros((0, 1), dtype=np.float32) if data is None else np.asarray(data)
-        ds = mlflow.data.from_numpy(arr, source=src, name=name, digest=digest)
+    with quiet_schema_hints():  # the schema is inferred when the entity is made
+        if isinstance(data, pd.DataFrame):
+            ds = mlflow.data.from_pandas(
+                data, source=src, targets=dataset.get("targets"), name=name, digest=digest
+            )
+        else:
+            arr = np.zeros((0, 1), dtype=np.float32) if data is None else np.asarray(data)
+            ds = mlflow.data.from_numpy(arr, source=src, name=name, digest=digest)
+        entity = ds._to_mlflow_entity()
     context = str(dataset.get("context") or "training")
-    client.log_inputs(
-        run_id, [DatasetInput(ds._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)])]
-    )
+    client.log_inputs(run_id, [DatasetInput(entity, [InputTag(MLFLOW_DATASET_CONTEXT, context)])])
