@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +14,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import main
 
+ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--folds", "2", "--epochs", "2", "--no-tracking"]
 
 
@@ -189,3 +193,32 @@ def test_search_without_a_config_runs_a_default_search(tmp_path, tiny_csv, monke
     }
     assert payload["best"]["test"]["accuracy"] is not None
     assert {"trial_id", "status", "config", "cv", "error"} <= set(payload["trials"][0])
+
+
+FAST_EXIT_SCRIPT = """
+import atexit, concurrent.futures, threading, time
+from orchestrator.cli import fast_exit
+
+pool = concurrent.futures.ThreadPoolExecutor(1)  # an idle worker, its pool alive (in a cycle)
+holder = [pool]
+holder.append(holder)
+print(pool.submit(lambda: "task ran").result(), flush=True)
+threading.Thread(target=lambda: (time.sleep(0.5), print("thread done", flush=True))).start()
+atexit.register(lambda: print("atexit ran", flush=True))
+fast_exit(3)
+"""
+
+
+def test_fast_exit_joins_threads_runs_atexit_and_ends_idle_thread_pools():
+    """`automl` exits through fast_exit: a running thread is waited for, atexit handlers run,
+    and an idle ThreadPoolExecutor worker (MLflow's artifact repositories keep such pools) is
+    told to stop as at interpreter exit instead of being waited for forever."""
+    done = subprocess.run(
+        [sys.executable, "-c", FAST_EXIT_SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stdout.split() == ["task", "ran", "thread", "done", "atexit", "ran"]
