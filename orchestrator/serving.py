@@ -188,17 +188,18 @@ def log_predictor(predictor: Any, name: str = "model", input_example: Any = None
     """
     from orchestrator.tracking.stores import quiet_schema_hints
 
-    with quiet_schema_hints():
-        signature = (
-            predictor_signature(predictor, input_example) if input_example is not None else None
-        )
-    if input_example is not None and predictor.modality != "table":
-        input_example = np.asarray(prepare_input(predictor, input_example), dtype=np.float32)
-    with tempfile.TemporaryDirectory() as tmp:
+    with quiet_schema_hints(), _no_progress_bar(), tempfile.TemporaryDirectory() as tmp:
+        signature = None
+        if input_example is not None:
+            signature = predictor_signature(predictor, input_example)
+            if predictor.modality != "table":
+                input_example = np.asarray(
+                    prepare_input(predictor, input_example), dtype=np.float32
+                )
         path = Path(tmp) / PREDICTOR_FILE
         with open(path, "wb") as fh:
             pickle.dump(_cpu_copy(predictor), fh)
-        with quiet_schema_hints(), _no_progress_bar(), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
             return mlflow.pyfunc.log_model(
                 name=name,

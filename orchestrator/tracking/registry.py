@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-import tempfile
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow
@@ -22,6 +20,7 @@ from orchestrator.tracking.stores import (
     TAG_METRIC,
     TAG_MODE,
     TAG_ROLE,
+    artifact_folder,
     config_dict,
     default_mode,
     is_better,
@@ -103,14 +102,14 @@ def log_refit(
     tags = {TAG_ROLE: "refit", TAG_METRIC: metric, TAG_MODE: mode}
     if parent_id:
         tags[MLFLOW_PARENT_RUN_ID] = parent_id
-    run_id = client.create_run(experiment_id, run_name="refit-best", tags=tags).info.run_id
+    created = client.create_run(experiment_id, run_name="refit-best", tags=tags).info
+    run_id = created.run_id
     status = "FAILED"
     try:
         log_params(client, run_id, {**config.flat(), "refit.epochs": refit.epochs})
         log_metrics(client, run_id, test)
         client.log_dict(run_id, config_dict(config), "config.json")
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
+        with artifact_folder(client, run_id, created.artifact_uri) as folder:
             if refit.test_confusion is not None:
                 k = len(refit.test_confusion)
                 names = [str(c) for c in (class_names or refit.predictor.target.classes_)]
@@ -122,7 +121,6 @@ def log_refit(
                 )
             if isinstance(refit.test_errors, pd.DataFrame):
                 refit.test_errors.to_csv(folder / "test_error_analysis.csv", index=False)
-            client.log_artifacts(run_id, tmp)
         with use_tracking_uri(uri):
             mlflow.start_run(run_id=run_id, nested=True)
             try:

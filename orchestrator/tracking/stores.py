@@ -9,6 +9,7 @@ import re
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,17 +81,14 @@ def quiet_schema_hints() -> Iterator[None]:
 
 
 def local_artifact_dir(artifact_uri: str | None) -> Path | None:
-    """The folder of a run's artifacts when the store keeps them on this machine, else None."""
-    if not artifact_uri:
+    """The folder of a run's artifacts when the store keeps them on this machine (a ``file:``
+    URI or a plain path, what MLflow's local artifact repository serves), else None. Read from
+    the URI: building a repository to ask would start a thread pool per run."""
+    if not artifact_uri or urllib.parse.urlparse(artifact_uri).scheme not in ("", "file"):
         return None
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+    from mlflow.utils.file_utils import local_file_uri_to_path
 
-    with contextlib.suppress(Exception):
-        repo = get_artifact_repository(artifact_uri)
-        if isinstance(repo, LocalArtifactRepository):
-            return Path(repo.artifact_dir)
-    return None
+    return Path(local_file_uri_to_path(artifact_uri))
 
 
 @contextlib.contextmanager
