@@ -169,10 +169,10 @@ def figure_set(old: bool, data: dict[str, Any]) -> dict[str, Callable[[Path], No
 
 def cold(figures: dict[str, Callable[[Path], None]]) -> dict[str, Callable[[Path], None]]:
     """The same figures with the text caches emptied first, as in a worker's first trial."""
-    from orchestrator.chart import _glyph, _text_mask
+    from orchestrator.glyphs import _glyph, text_mask
 
     def run(make: Callable[[Path], None], path: Path) -> None:
-        _text_mask.cache_clear()
+        text_mask.cache_clear()
         _glyph.cache_clear()
         make(path)
 

@@ -25,8 +25,8 @@ from orchestrator.chart import (
     Figure,
     blues,
     nice_ticks,
-    text_width,
 )
+from orchestrator.glyphs import text_width
 
 
 def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]) -> Figure:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from orchestrator import chart, plots
+from orchestrator import chart, glyphs, plots
 from orchestrator.chart import TAB10, blues, nice_ticks, png_bytes
 from orchestrator.plots import (
     confusion_matrix_figure,
@@ -194,10 +194,10 @@ def test_nice_ticks(lo, hi, integer, expected):
 
 
 def test_without_the_truetype_font_the_default_font_is_used(monkeypatch):
-    caches = [chart._font_path, chart._font, chart._glyph, chart._text_mask]
+    caches = [glyphs._font_path, glyphs._font, glyphs._glyph, glyphs.text_mask]
     for cache in caches:
         cache.cache_clear()
-    monkeypatch.setattr(chart, "_font_path", lambda: None)
+    monkeypatch.setattr(glyphs, "_font_path", lambda: None)
     try:
         pixels = _pixels(confusion_matrix_figure(np.array([[5, 1], [0, 4]]), ["no", "yes"]))
         assert (pixels < 100).all(axis=-1).sum() > 100  # text still drawn
