@@ -15,6 +15,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from orchestrator.errors import AutoMLError
 from orchestrator.raystart import take_outer_run_id
 from orchestrator.tracking.artifacts import cv_metrics, write_cv_artifacts
+from orchestrator.tracking.sqlbatch import log_batch
 from orchestrator.tracking.stores import (
     DEFAULT_EXPERIMENT,
     METRICS_PER_BATCH,
@@ -291,18 +292,22 @@ class TrialTracker:
         ):
             self.flush()
 
-    def flush(self, tags: dict[str, Any] | None = None) -> None:
-        """Write the buffered metrics (and ``tags``) in as few ``log_batch`` calls as possible."""
+    def flush(self, tags: dict[str, Any] | None = None, end_status: str | None = None) -> None:
+        """Write the buffered metrics (and ``tags``) in as few ``log_batch`` calls as possible;
+        ``end_status`` then ends the run (with the last batch, in its transaction)."""
         started = time.perf_counter()
         buffer, self._buffer = self._buffer, []
         run_tags = [RunTag(str(k), one_line(v)) for k, v in (tags or {}).items() if v is not None]
-        if (not buffer and not run_tags) or self.run_id is None:
+        if (not buffer and not run_tags and not end_status) or self.run_id is None:
             return
-        for i in range(0, max(len(buffer), 1), METRICS_PER_BATCH):
-            self.client.log_batch(
+        last = max(len(buffer) - 1, 0) // METRICS_PER_BATCH * METRICS_PER_BATCH
+        for i in range(0, last + 1, METRICS_PER_BATCH):
+            log_batch(
+                self.client,
                 self.run_id,
                 metrics=buffer[i : i + METRICS_PER_BATCH],
                 tags=run_tags if i == 0 else [],
+                end_status=end_status if i == last else None,
             )
         self.seconds += time.perf_counter() - started
 
@@ -327,15 +332,16 @@ class TrialTracker:
             summary = {k: float(v) for k, v in cv_metrics(cv).items() if _is_number(v)}
             self._buffer = [m for m in self._buffer if m.key not in summary]
             self._buffer.extend(Metric(k, v, now, 0) for k, v in summary.items())
-            self.flush(tags={TAG_STATUS: "COMPLETED"})
+            # artifacts first, so that the metrics, the status tag and the run's end share one
+            # transaction; if the artifacts fail, fail() still writes the buffered metrics
             with artifact_folder(self.client, self.run_id, self.artifact_uri) as folder:
                 write_cv_artifacts(folder, cv, task, class_names, cleaning, metric, figures)
                 self._write_config(folder)
+            self.flush(tags={TAG_STATUS: "COMPLETED"}, end_status="FINISHED")
         except BaseException as err:
             self.fail(f"logging the trial's results failed: {type(err).__name__}: {err}")
             raise
         self._ended = True
-        self.client.set_terminated(self.run_id, "FINISHED")
         self.seconds += time.perf_counter() - started
 
     def _write_config(self, folder: Path) -> None:

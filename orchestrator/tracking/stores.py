@@ -23,6 +23,8 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
+from orchestrator.tracking.sqlbatch import log_batch
+
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
 MAX_TAG_LENGTH = 5000
 METRICS_PER_BATCH = 1000
@@ -176,14 +178,14 @@ def is_better(new: float | None, old: float | None, mode: str) -> bool:
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any], skip=()) -> None:
     items = [Param(str(k), param_value(v)) for k, v in params.items() if k not in skip]
     for i in range(0, len(items), PARAMS_PER_BATCH):
-        client.log_batch(run_id, params=items[i : i + PARAMS_PER_BATCH])
+        log_batch(client, run_id, params=items[i : i + PARAMS_PER_BATCH])
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, Any], step: int = 0) -> None:
     now = int(time.time() * 1000)
     items = [Metric(k, float(v), now, step) for k, v in metrics.items() if _is_number(v)]
     for i in range(0, len(items), METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=items[i : i + METRICS_PER_BATCH])
+        log_batch(client, run_id, metrics=items[i : i + METRICS_PER_BATCH])
 
 
 def _is_number(value: Any) -> bool:
@@ -193,7 +195,7 @@ def _is_number(value: Any) -> bool:
 def set_tags(client: MlflowClient, run_id: str, tags: dict[str, Any]) -> None:
     items = [RunTag(str(k), one_line(v)) for k, v in tags.items() if v is not None]
     for i in range(0, len(items), PARAMS_PER_BATCH):
-        client.log_batch(run_id, tags=items[i : i + PARAMS_PER_BATCH])
+        log_batch(client, run_id, tags=items[i : i + PARAMS_PER_BATCH])
 
 
 def git_commit() -> str | None:

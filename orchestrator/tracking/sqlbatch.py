@@ -1,0 +1,191 @@
+"""``log_batch`` for SQL tracking stores: a run's rows inserted many at a time, in one transaction.
+
+MLflow's ``SqlAlchemyStore.log_batch`` builds an ORM object per row (and, for metrics, merges a
+second one per key into ``latest_metrics``) in three sessions, one per kind: about 0.2 ms of CPU a
+row. A digits trial's ~180 metric rows and ~80 parameters so cost the driver's writer ~55 ms, 7%
+of the 0.8 s trial it logs (benchmark B3). :func:`log_batch` writes the same rows through MLflow's
+own table models as multi-row INSERTs in one transaction, after MLflow's own validation.
+
+It takes the fast path only where the result is the one MLflow's path would leave: a SQL store,
+parameters the run does not have yet, no run-name tag, no logged-model metrics, and no metric row
+that is already stored. Anything else, and any MLflow whose store lacks what this uses, goes
+through ``MlflowClient.log_batch``. tests/test_sqlbatch.py checks that both paths leave the same
+runs, metric histories, latest metrics, parameters and tags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import LifecycleStage, Metric, Param, RunStatus, RunTag
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+from mlflow.utils.time import get_current_time_millis
+
+try:
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import (
+        SqlLatestMetric,
+        SqlMetric,
+        SqlParam,
+        SqlRun,
+        SqlTag,
+    )
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.utils.validation import (
+        _validate_batch_log_data,
+        _validate_batch_log_limits,
+        _validate_param_keys_unique,
+    )
+except ImportError:  # an MLflow laid out differently: always MLflow's own path
+    SqlAlchemyStore = None
+
+# Switched off by tests that compare the two paths, and by anyone who wants MLflow's path only.
+ENABLED = True
+
+
+def sql_store(client: MlflowClient) -> Any | None:
+    """The client's ``SqlAlchemyStore``, or None for any other store (REST, file, Databricks)."""
+    if SqlAlchemyStore is None or not ENABLED:
+        return None
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    needed = ("ManagedSessionMaker", "_get_query", "sanitize_metric_value")
+    if isinstance(store, SqlAlchemyStore) and all(hasattr(store, a) for a in needed):
+        return store
+    return None
+
+
+def log_batch(
+    client: MlflowClient,
+    run_id: str,
+    metrics: Sequence[Metric] = (),
+    params: Sequence[Param] = (),
+    tags: Sequence[RunTag] = (),
+    end_status: str | None = None,
+) -> None:
+    """``client.log_batch(run_id, metrics, params, tags)``, in one transaction on a SQL store.
+
+    ``end_status`` (``FINISHED``, ``FAILED``, ``KILLED``) then ends the run, as
+    ``client.set_terminated`` would, in the same transaction.
+    """
+    metrics, params, tags = list(metrics), list(params), list(tags)
+    store = sql_store(client)
+    simple = all(m.model_id is None for m in metrics) and MLFLOW_RUN_NAME not in {
+        t.key for t in tags
+    }
+    if store is None or not simple or not _write(store, run_id, metrics, params, tags, end_status):
+        if metrics or params or tags:
+            client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        if end_status is not None:
+            client.set_terminated(run_id, end_status)
+
+
+def _write(
+    store: Any, run_id: str, metrics: list, params: list, tags: list, end_status: str | None
+) -> bool:
+    """Insert the batch; False (nothing written) where MLflow's path must decide instead."""
+    metrics, params, tags = _validate_batch_log_data(metrics, params, tags)
+    _validate_batch_log_limits(metrics, params, tags)
+    _validate_param_keys_unique(params)
+    rows: dict[tuple, dict[str, Any]] = {}  # keyed like the metrics table's primary key
+    for m in metrics:
+        is_nan, value = store.sanitize_metric_value(m.value)
+        row = {"key": m.key, "value": value, "timestamp": int(m.timestamp), "step": int(m.step)}
+        rows.setdefault((*row.values(), is_nan), {**row, "is_nan": is_nan, "run_uuid": run_id})
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows.values():
+        best = latest.get(row["key"])
+        if best is None or _order(row) > _order(best):
+            latest[row["key"]] = row
+    with store.ManagedSessionMaker(read_only=False) as session:
+        run = store._get_query(session, SqlRun).filter(SqlRun.run_uuid == run_id)
+        if run.with_entities(SqlRun.lifecycle_stage).all() != [(LifecycleStage.ACTIVE,)]:
+            return False  # missing or deleted: MLflow's path raises its own error
+        keys = [p.key for p in params]
+        if keys and _exists(
+            session,
+            sa.select(SqlParam.key).where(SqlParam.run_uuid == run_id, SqlParam.key.in_(keys)),
+        ):
+            return False  # MLflow decides: equal values are skipped, changed ones refused
+        stamps = {r["timestamp"] for r in rows.values()}
+        if rows and _exists(
+            session,
+            sa.select(SqlMetric.key).where(
+                SqlMetric.run_uuid == run_id, SqlMetric.timestamp.in_(stamps)
+            ),
+        ):
+            return False  # a row may already be stored: MLflow's path skips those
+        _insert(
+            session,
+            SqlParam,
+            [{"run_uuid": run_id, "key": p.key, "value": p.value} for p in params],
+        )
+        if rows:
+            _insert(session, SqlMetric, list(rows.values()))
+            _update_latest(session, run_id, latest)
+        for tag in tags:
+            session.merge(SqlTag(run_uuid=run_id, key=tag.key, value=tag.value))
+        if end_status is not None:  # what update_run_info does, without reading the run back
+            status = RunStatus.to_string(RunStatus.from_string(end_status))
+            run.update(
+                {SqlRun.status: status, SqlRun.end_time: get_current_time_millis()},
+                synchronize_session=False,
+            )
+    return True
+
+
+def _order(row: dict[str, Any]) -> tuple:
+    """MLflow's "more recent" for a metric: by step, then timestamp, then value."""
+    return (row["step"], row["timestamp"], row["value"])
+
+
+def _update_latest(session: Any, run_id: str, latest: dict[str, dict[str, Any]]) -> None:
+    """Keep ``latest_metrics`` as MLflow does: a stored entry moves only to a more recent one."""
+    stored = {
+        m.key: m
+        for m in session.scalars(
+            sa.select(SqlLatestMetric).where(
+                SqlLatestMetric.run_uuid == run_id, SqlLatestMetric.key.in_(list(latest))
+            )
+        )
+    }
+    fresh = []
+    for key, row in latest.items():
+        old = stored.get(key)
+        if old is None:
+            fresh.append(dict(row))
+        elif _order(row) > (old.step, old.timestamp, old.value):
+            old.value, old.step = row["value"], row["step"]
+            old.timestamp, old.is_nan = row["timestamp"], row["is_nan"]
+    _insert(session, SqlLatestMetric, fresh)
+
+
+def _exists(session: Any, query: Any) -> bool:
+    return session.execute(query.limit(1)).first() is not None
+
+
+def _insert(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
+    """One multi-row INSERT of ``rows`` into ``model``'s table.
+
+    Straight to the driver's ``executemany`` where its placeholders are positional (SQLite's
+    ``?``, or ``%s`` for PostgreSQL and MySQL drivers): SQLAlchemy's own executemany spends
+    ~40 µs a row building its parameters, most of what is left of a batch's cost.
+    """
+    if not rows:
+        return
+    table = model.__table__
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(
+        session.get_bind().dialect.paramstyle
+    )
+    if mark is None:
+        session.execute(sa.insert(table), rows)
+        return
+    columns = list(rows[0])
+    preparer = session.get_bind().dialect.identifier_preparer
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        preparer.format_table(table),
+        ", ".join(preparer.quote(c) for c in columns),
+        ", ".join([mark] * len(columns)),
+    )
+    session.connection().exec_driver_sql(sql, [tuple(r[c] for c in columns) for r in rows])
