@@ -185,10 +185,18 @@ def warm_up_uri(tracking: Any) -> str | None:
     return (tracking.tracking_uri or "") if tracking.enabled else None
 
 
+def draws_figures(tracking: Any) -> bool:
+    """Whether a search with these tracking settings draws trial figures."""
+    return bool(tracking.enabled and tracking.trial_figures != "none")
+
+
 def import_in_background(
-    modules: tuple[str, ...] = DRIVER_MODULES, tracking_uri: str | None = None
+    modules: tuple[str, ...] = DRIVER_MODULES,
+    tracking_uri: str | None = None,
+    figures: bool = False,
 ) -> threading.Thread:
-    """Import ``modules`` in a daemon thread, then open the MLflow store at ``tracking_uri``.
+    """Import ``modules`` in a daemon thread, then open the MLflow store at ``tracking_uri``
+    and, with ``figures``, draw one throw-away set of trial figures (:func:`plots.warm_up`).
 
     Anything that fails here is retried, and raises, in the main thread when the code that
     needs it runs. MLflow caches a store per URI, so the search's own client finds it open (for
@@ -206,6 +214,11 @@ def import_in_background(
                 from orchestrator.tracking.stores import resolve_tracking_uri
 
                 MlflowClient(resolve_tracking_uri(tracking_uri))  # builds and caches the store
+        if figures:
+            with contextlib.suppress(Exception):
+                from orchestrator.plots import warm_up
+
+                warm_up()
 
     thread = threading.Thread(target=work, name="automl-imports", daemon=True)
     thread.start()
@@ -213,19 +226,23 @@ def import_in_background(
 
 
 def start_ray_and_import(
-    address: str | None = None, stacked: bool = True, tracking_uri: str | None = None
+    address: str | None = None,
+    stacked: bool = True,
+    tracking_uri: str | None = None,
+    figures: bool = False,
 ) -> None:
     """:func:`ensure_ray`, with the driver's heavy imports overlapping its start-up.
 
     ``stacked``: the refit will train as a stacked model (no torch.optim step, so no
     torch._dynamo to import). ``tracking_uri``: the store the search will log to ("" for
-    MLflow's default), opened meanwhile; None when tracking is off.
+    MLflow's default), opened meanwhile; None when tracking is off. ``figures``: the search
+    draws trial figures (their font and glyphs are set up meanwhile).
     """
     import ray
 
     if ray.is_initialized():
         return
     modules = DRIVER_MODULES + (() if stacked else UNSTACKED_MODULES)
-    thread = import_in_background(modules, tracking_uri)
+    thread = import_in_background(modules, tracking_uri, figures)
     ensure_ray(address)
     thread.join()

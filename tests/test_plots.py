@@ -206,6 +206,27 @@ def test_without_the_truetype_font_the_default_font_is_used(monkeypatch):
             cache.cache_clear()
 
 
+def test_warm_up_sets_most_glyphs_a_trial_figure_needs():
+    caches = [glyphs._font, glyphs._glyph, glyphs.text_mask]
+
+    def new_glyphs() -> int:
+        before = glyphs._glyph.cache_info().misses
+        confusion_matrix_figure(np.array([[50, 3], [7, 40]]), ["0", "1"])
+        learning_curves_figure(
+            [{"epoch": 1, "train_loss": 0.5, "val_accuracy": 0.9}], "val_accuracy"
+        )
+        return glyphs._glyph.cache_info().misses - before
+
+    for cache in caches:
+        cache.cache_clear()
+    cold = new_glyphs()
+    for cache in caches:
+        cache.cache_clear()
+    plots.warm_up()
+    assert glyphs._font.cache_info().currsize >= 2  # label and tick sizes
+    assert new_glyphs() <= cold // 10
+
+
 def test_drawing_does_not_import_matplotlib():
     code = (
         "import sys, numpy as np\n"
