@@ -19,7 +19,15 @@ from tests.e2e_helpers import ROOT
 def fake_init(monkeypatch):
     calls = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    from ray._private import parameter
+
+    def init(**kwargs):  # notes the node parameters' defaults in force during the call
+        lean = parameter.RayParams(num_cpus=1)
+        kwargs["lean"] = {"no_monitor": lean.no_monitor, "log_monitor": lean.include_log_monitor}
+        calls.append(kwargs)
+
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.delenv(raystart.MONITORS_ENV, raising=False)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.delenv(raystart.PRESTART_ENV, raising=False)
     adopted = []
@@ -39,6 +47,11 @@ def test_local_start_preloads_prestarted_workers_and_adopts_them(fake_init):
     assert kwargs["num_cpus"] == 2 and kwargs["address"] is None
     assert kwargs["include_dashboard"] is False
     assert adopted == [True]
+    # the local node starts without Ray's autoscaler monitor and log monitor, and only it
+    assert kwargs["lean"] == {"no_monitor": True, "log_monitor": False}
+    from ray._private import parameter
+
+    assert parameter.RayParams(num_cpus=1).no_monitor is False
     # Tune's actor variables are set before ray.init, so that every worker inherits them
     from ray.tune.execution.class_cache import DEFAULT_ENV_VARS
 
@@ -58,7 +71,15 @@ def test_joining_a_cluster_keeps_its_settings(fake_init):
     raystart.ensure_ray(address="ray://somewhere:10001")
     (kwargs,) = fake_init
     assert kwargs["address"] == "ray://somewhere:10001" and "_system_config" not in kwargs
+    assert kwargs["lean"] == {"no_monitor": False, "log_monitor": None}  # Ray's own defaults
     assert adopted == []
+
+
+def test_ray_monitors_can_be_kept(fake_init, monkeypatch):
+    fake_init.pop(0)
+    monkeypatch.setenv(raystart.MONITORS_ENV, "1")
+    raystart.ensure_ray()
+    assert fake_init[0]["lean"] == {"no_monitor": False, "log_monitor": None}
 
 
 # Runs in a fresh process (its own local Ray, started by ensure_ray as `automl search` does):
@@ -103,12 +124,14 @@ changed = _ActorClassCache().get(Trainable)._default_options.get("runtime_env")
 
 from orchestrator.raystart import stop_ray
 started = psutil.Process().children(recursive=True)
+monitors = [" ".join(p.cmdline()) for p in started
+            if any(a.endswith(("/monitor.py", "/log_monitor.py")) for a in p.cmdline())]
 stop_ray()
 _, alive = psutil.wait_procs(started, timeout=10)
 alive = [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE]
 print("RESULT " + json.dumps({"idle": sorted(idle), "trials": trial_pids,
     "same": same, "changed": changed, "started": len(started), "alive": alive,
-    "initialized": ray.is_initialized()}))
+    "initialized": ray.is_initialized(), "monitors": monitors}))
 """
 
 
@@ -136,6 +159,7 @@ def test_trials_run_in_the_prestarted_preloaded_workers(tmp_path):
     assert found["changed"]["env_vars"]["RAY_CHDIR_TO_TRIAL_DIR"] == "0"
     # stop_ray (what `automl` runs before it exits) leaves none of Ray's processes behind
     assert found["started"] >= 4 and found["alive"] == [] and not found["initialized"], found
+    assert found["monitors"] == []  # the lean local node: no autoscaler or log monitor
 
 
 def test_background_warm_up_opens_the_tracking_store(tmp_path):
