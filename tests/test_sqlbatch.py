@@ -159,3 +159,9 @@ def test_other_stores_take_mlflows_path():
             store = object()
 
     assert sqlbatch.sql_store(RestLike()) is None
+
+
+def test_tables_with_other_columns_are_not_written(monkeypatch):
+    assert sqlbatch._tables_known()  # the MLflow this runs on
+    monkeypatch.setattr(sqlbatch, "METRIC_COLUMNS", sqlbatch.METRIC_COLUMNS | {"model_id"})
+    assert not sqlbatch._tables_known()

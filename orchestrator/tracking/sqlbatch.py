@@ -7,14 +7,16 @@ of the 0.8 s trial it logs (benchmark B3). :func:`log_batch` writes the same row
 own table models as multi-row INSERTs in one transaction, after MLflow's own validation.
 
 It takes the fast path only where the result is the one MLflow's path would leave: a SQL store,
-parameters the run does not have yet, no run-name tag, no logged-model metrics, and no metric row
-that is already stored. Anything else, and any MLflow whose store lacks what this uses, goes
-through ``MlflowClient.log_batch``. tests/test_sqlbatch.py checks that both paths leave the same
-runs, metric histories, latest metrics, parameters and tags.
+parameters the run does not have yet, no run-name tag, no logged-model metrics, an active run, and
+no stored metric row of the run with one of the batch's timestamps (MLflow skips rows already
+stored). Anything else, and any MLflow whose tables or store differ from what this knows, goes
+through ``MlflowClient.log_batch`` (``AUTOML_SQL_BATCH=0``: always). tests/test_sqlbatch.py
+checks that both paths leave the same runs, metric histories, latest metrics, parameters and tags.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,8 +43,20 @@ try:
 except ImportError:  # an MLflow laid out differently: always MLflow's own path
     SqlAlchemyStore = None
 
-# Switched off by tests that compare the two paths, and by anyone who wants MLflow's path only.
-ENABLED = True
+# AUTOML_SQL_BATCH=0 sends every batch through MLflow's own path (so do the tests that compare).
+ENABLED = os.environ.get("AUTOML_SQL_BATCH", "1") != "0"
+# The columns this writes; an MLflow whose tables have others takes MLflow's own path.
+METRIC_COLUMNS = {"key", "value", "timestamp", "step", "is_nan", "run_uuid"}
+PARAM_COLUMNS = {"key", "value", "run_uuid"}
+
+
+def _tables_known() -> bool:
+    tables = {SqlMetric: METRIC_COLUMNS, SqlLatestMetric: METRIC_COLUMNS, SqlParam: PARAM_COLUMNS}
+    return all(set(model.__table__.columns.keys()) == cols for model, cols in tables.items())
+
+
+if SqlAlchemyStore is not None and not _tables_known():
+    SqlAlchemyStore = None
 
 
 def sql_store(client: MlflowClient) -> Any | None:
