@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 from mlflow import MlflowClient
@@ -165,3 +166,50 @@ def test_tables_with_other_columns_are_not_written(monkeypatch):
     assert sqlbatch._tables_known()  # the MLflow this runs on
     monkeypatch.setattr(sqlbatch, "METRIC_COLUMNS", sqlbatch.METRIC_COLUMNS | {"model_id"})
     assert not sqlbatch._tables_known()
+
+
+def _run_view(client: MlflowClient, run_id: str) -> dict:
+    run = client.get_run(run_id)
+    info = run.info
+    return {
+        "name": info.run_name,
+        "status": info.status,
+        "stage": info.lifecycle_stage,
+        "user": info.user_id,
+        "experiment": info.experiment_id,
+        "ended": info.end_time,
+        "artifacts": info.artifact_uri.replace(run_id, "<id>"),
+        "tags": run.data.tags,
+        "params": run.data.params,
+    }
+
+
+def test_created_run_is_the_run_mlflow_creates(tracking_uri, monkeypatch):
+    client = CountingClient(tracking_uri)
+    exp = client.create_experiment("sqlbatch")
+    tags = {"mlflow.parentRunId": "abc", "automl.role": "trial", "mlflow.user": "ana"}
+    params = [Param("lr", "0.001"), Param("model.hidden_sizes", "[64]")]
+    before = int(time.time() * 1000)
+    ours, uri = sqlbatch.create_run(client, exp, "trial-1", tags, params)
+    assert client.mlflow_batches == 0 and uri == client.get_run(ours).info.artifact_uri
+    monkeypatch.setattr(sqlbatch, "ENABLED", False)
+    theirs, _ = sqlbatch.create_run(client, exp, "trial-1", tags, params)
+    assert client.mlflow_batches == 1
+    assert _run_view(client, ours) == _run_view(client, theirs)
+    assert client.get_run(ours).info.start_time >= before
+    # it is found, and takes artifacts and batches, like any other run
+    found = client.search_runs([exp], "tags.`mlflow.parentRunId` = 'abc'")
+    assert {r.info.run_id for r in found} == {ours, theirs}
+    client.log_text(ours, "hello", "note.txt")
+    assert [f.path for f in client.list_artifacts(ours)] == ["note.txt"]
+    monkeypatch.setattr(sqlbatch, "ENABLED", True)
+    sqlbatch.log_batch(client, ours, metrics=[Metric("m", 1.0, 5, 0)], end_status="FINISHED")
+    assert client.get_run(ours).info.status == "FINISHED"
+
+
+def test_run_in_a_deleted_experiment_is_refused_by_mlflow(tracking_uri):
+    client = CountingClient(tracking_uri)
+    exp = client.create_experiment("gone")
+    client.delete_experiment(exp)
+    with pytest.raises(MlflowException, match="must be in the 'active' state"):
+        sqlbatch.create_run(client, exp, "t", {}, [])

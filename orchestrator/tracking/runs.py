@@ -15,10 +15,11 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from orchestrator.errors import AutoMLError
 from orchestrator.raystart import take_outer_run_id
 from orchestrator.tracking.artifacts import cv_metrics, write_cv_artifacts
-from orchestrator.tracking.sqlbatch import log_batch
+from orchestrator.tracking.sqlbatch import create_run, log_batch
 from orchestrator.tracking.stores import (
     DEFAULT_EXPERIMENT,
     METRICS_PER_BATCH,
+    PARAMS_PER_BATCH,
     TAG_ERROR,
     TAG_METRIC,
     TAG_MODE,
@@ -36,6 +37,7 @@ from orchestrator.tracking.stores import (
     log_metrics,
     log_params,
     one_line,
+    param_items,
     resolve_tracking_uri,
     set_tags,
 )
@@ -247,31 +249,36 @@ class TrialTracker:
                 f"and tags.`{TAG_TRIAL}` = '{trial_id}'",
                 max_results=1,
             )
-        logged: dict[str, str] = {}
         run_tags = {TAG_STATUS: "RUNNING", **(tags or {})}
+        if hasattr(params, "flat"):
+            flat, self._config = params.flat(), config_dict(params)
+        else:
+            flat, self._config = dict(params), dict(params)
         if existing:
             self.run_id, logged = existing[0].info.run_id, existing[0].data.params
             self.artifact_uri = existing[0].info.artifact_uri
             client.update_run(self.run_id, status="RUNNING")
             set_tags(client, self.run_id, run_tags)
+            log_params(client, self.run_id, flat, skip=logged)
         else:
-            run = client.create_run(
+            items = param_items(flat)
+            first = items if len(items) <= PARAMS_PER_BATCH else []
+            # the run, its tags and (up to a batch of) its parameters in one transaction
+            self.run_id, self.artifact_uri = create_run(
+                client,
                 self.experiment_id,
-                run_name=str(trial_id),
-                tags={
+                str(trial_id),
+                {
                     MLFLOW_PARENT_RUN_ID: self.parent_run_id,
                     TAG_TRIAL: str(trial_id),
                     TAG_ROLE: "trial",
                     **{k: one_line(v) for k, v in run_tags.items() if v is not None},
                 },
+                first,
             )
-            self.run_id, self.artifact_uri = run.info.run_id, run.info.artifact_uri
+            if not first:
+                log_params(client, self.run_id, flat)
         self._ended = False
-        if hasattr(params, "flat"):
-            flat, self._config = params.flat(), config_dict(params)
-        else:
-            flat, self._config = dict(params), dict(params)
-        log_params(client, self.run_id, flat, skip=logged)
         self.seconds += time.perf_counter() - started
         return self.run_id
 

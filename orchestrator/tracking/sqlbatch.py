@@ -17,17 +17,20 @@ checks that both paths leave the same runs, metric histories, latest metrics, pa
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import LifecycleStage, Metric, Param, RunStatus, RunTag
-from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+from mlflow.entities import LifecycleStage, Metric, Param, RunStatus, RunTag, SourceType
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME, MLFLOW_USER
 from mlflow.utils.time import get_current_time_millis
+from mlflow.utils.uri import append_to_uri_path
 
 try:
     import sqlalchemy as sa
     from mlflow.store.tracking.dbmodels.models import (
+        SqlExperiment,
         SqlLatestMetric,
         SqlMetric,
         SqlParam,
@@ -48,10 +51,21 @@ ENABLED = os.environ.get("AUTOML_SQL_BATCH", "1") != "0"
 # The columns this writes; an MLflow whose tables have others takes MLflow's own path.
 METRIC_COLUMNS = {"key", "value", "timestamp", "step", "is_nan", "run_uuid"}
 PARAM_COLUMNS = {"key", "value", "run_uuid"}
+RUN_COLUMNS = {
+    "run_uuid", "name", "source_type", "source_name", "entry_point_name", "user_id", "status",
+    "start_time", "end_time", "deleted_time", "source_version", "lifecycle_stage",
+    "artifact_uri", "experiment_id",
+}  # fmt: skip
 
 
 def _tables_known() -> bool:
-    tables = {SqlMetric: METRIC_COLUMNS, SqlLatestMetric: METRIC_COLUMNS, SqlParam: PARAM_COLUMNS}
+    tables = {
+        SqlMetric: METRIC_COLUMNS,
+        SqlLatestMetric: METRIC_COLUMNS,
+        SqlParam: PARAM_COLUMNS,
+        SqlTag: PARAM_COLUMNS,
+        SqlRun: RUN_COLUMNS,
+    }
     return all(set(model.__table__.columns.keys()) == cols for model, cols in tables.items())
 
 
@@ -93,6 +107,81 @@ def log_batch(
             client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
         if end_status is not None:
             client.set_terminated(run_id, end_status)
+
+
+def create_run(
+    client: MlflowClient,
+    experiment_id: str,
+    run_name: str,
+    tags: dict[str, str],
+    params: Sequence[Param] = (),
+) -> tuple[str, str]:
+    """``client.create_run(experiment_id, run_name=..., tags=...)`` and then ``params`` logged,
+    in one transaction on a SQL store; the new run's ``(run_id, artifact_uri)``.
+
+    The run row is the one MLflow's ``SqlAlchemyStore.create_run`` adds (``RUNNING``, source
+    ``UNKNOWN``, the user from the ``mlflow.user`` tag, the ``mlflow.runName`` tag, artifacts under
+    the experiment's location); tests/test_sqlbatch.py compares the two.
+    """
+    params = list(params)
+    store = sql_store(client)
+    made = None
+    if store is not None and run_name and MLFLOW_RUN_NAME not in tags:
+        made = _create(store, str(experiment_id), run_name, dict(tags), params)
+    if made is None:
+        run = client.create_run(experiment_id, run_name=run_name, tags=tags).info
+        log_batch(client, run.run_id, params=params)
+        made = run.run_id, run.artifact_uri
+    return made
+
+
+def _create(
+    store: Any, experiment_id: str, run_name: str, tags: dict[str, str], params: list
+) -> tuple[str, str] | None:
+    """Insert the run, its tags and ``params``; None (nothing written) where MLflow decides."""
+    run_tags = [RunTag(k, v) for k, v in {**tags, MLFLOW_RUN_NAME: run_name}.items()]
+    _, params, run_tags = _validate_batch_log_data([], params, run_tags)
+    _validate_batch_log_limits([], params, run_tags)
+    _validate_param_keys_unique(params)
+    with store.ManagedSessionMaker(read_only=False) as session:
+        found = (
+            store._get_query(session, SqlExperiment)
+            .filter(SqlExperiment.experiment_id == int(experiment_id))
+            .with_entities(SqlExperiment.lifecycle_stage, SqlExperiment.artifact_location)
+            .all()
+        )
+        if len(found) != 1 or found[0][0] != LifecycleStage.ACTIVE:
+            return None  # missing or deleted: MLflow's path raises its own error
+        run_id = uuid.uuid4().hex
+        artifact_uri = append_to_uri_path(found[0][1], run_id, store.ARTIFACTS_FOLDER_NAME)
+        row = {
+            "run_uuid": run_id,
+            "name": run_name,
+            "source_type": SourceType.to_string(SourceType.UNKNOWN),
+            "source_name": "",
+            "entry_point_name": "",
+            "user_id": tags.get(MLFLOW_USER, "unknown"),
+            "status": RunStatus.to_string(RunStatus.RUNNING),
+            "start_time": get_current_time_millis(),
+            "end_time": None,
+            "deleted_time": None,
+            "source_version": "",
+            "lifecycle_stage": LifecycleStage.ACTIVE,
+            "artifact_uri": artifact_uri,
+            "experiment_id": int(experiment_id),
+        }
+        _insert(session, SqlRun, [row])
+        _insert(
+            session,
+            SqlTag,
+            [{"run_uuid": run_id, "key": t.key, "value": t.value} for t in run_tags],
+        )
+        _insert(
+            session,
+            SqlParam,
+            [{"run_uuid": run_id, "key": p.key, "value": p.value} for p in params],
+        )
+    return run_id, artifact_uri
 
 
 def _write(

@@ -175,8 +175,12 @@ def is_better(new: float | None, old: float | None, mode: str) -> bool:
     return new > old if mode == "max" else new < old
 
 
+def param_items(params: dict[str, Any], skip=()) -> list[Param]:
+    return [Param(str(k), param_value(v)) for k, v in params.items() if k not in skip]
+
+
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any], skip=()) -> None:
-    items = [Param(str(k), param_value(v)) for k, v in params.items() if k not in skip]
+    items = param_items(params, skip)
     for i in range(0, len(items), PARAMS_PER_BATCH):
         log_batch(client, run_id, params=items[i : i + PARAMS_PER_BATCH])
 
