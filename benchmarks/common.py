@@ -283,12 +283,7 @@ def timed_search(config, storage: Path, name: str) -> dict[str, Any]:
     """Start Ray (timed on its own), wait for its prestarted workers to be idle (timed on its
     own), import the driver's modules and open the MLflow store (timed on its own: what
     ``automl search`` does while Ray starts), then run the search without refit (timed)."""
-    from orchestrator.raystart import (
-        DRIVER_MODULES,
-        draws_figures,
-        import_in_background,
-        warm_up_uri,
-    )
+    from orchestrator.raystart import DRIVER_MODULES, import_in_background
     from orchestrator.search import ensure_ray, run_search
 
     started = time.perf_counter()
@@ -296,8 +291,7 @@ def timed_search(config, storage: Path, name: str) -> dict[str, Any]:
     ray_init_s = time.perf_counter() - started
     workers_ready_s = wait_for_idle_workers()
     started = time.perf_counter()
-    tracking = config.tracking
-    import_in_background(DRIVER_MODULES, warm_up_uri(tracking), draws_figures(tracking)).join()
+    import_in_background(DRIVER_MODULES, config.tracking).join()
     driver_warm_up_s = time.perf_counter() - started
     clock = completion_clock()
     started = time.perf_counter()

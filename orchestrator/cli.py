@@ -217,16 +217,11 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
 
         config = apply_overrides(config, {k: v for k, v in search_flags.items() if v is not None})
     from orchestrator.config import stacked_families
-    from orchestrator.raystart import draws_figures, start_ray_and_import, warm_up_uri
+    from orchestrator.raystart import start_ray_and_import
 
     # Ray's start-up is mostly waiting: the heavy imports below happen meanwhile, in a thread
     stacked = config.model.family in stacked_families(config.training.fuse_folds)
-    start_ray_and_import(
-        address,
-        stacked=stacked,
-        tracking_uri=warm_up_uri(config.tracking),
-        figures=draws_figures(config.tracking),
-    )
+    start_ray_and_import(address, stacked=stacked, tracking=config.tracking)
     from orchestrator.report import print_search_result, print_trial
     from orchestrator.search import run_search
 

@@ -219,42 +219,31 @@ def reuse_prestarted_workers() -> None:
     class_cache._ActorClassCache.get = get
 
 
-def warm_up_uri(tracking: Any) -> str | None:
-    """The MLflow store a search with these tracking settings will log to ("" for MLflow's
-    default), for :func:`import_in_background`; None when tracking is off."""
-    return (tracking.tracking_uri or "") if tracking.enabled else None
-
-
-def draws_figures(tracking: Any) -> bool:
-    """Whether a search with these tracking settings draws trial figures."""
-    return bool(tracking.enabled and tracking.trial_figures != "none")
-
-
 def import_in_background(
-    modules: tuple[str, ...] = DRIVER_MODULES,
-    tracking_uri: str | None = None,
-    figures: bool = False,
+    modules: tuple[str, ...] = DRIVER_MODULES, tracking: Any = None
 ) -> threading.Thread:
-    """Import ``modules`` in a daemon thread, then open the MLflow store at ``tracking_uri``
-    and, with ``figures``, draw one throw-away set of trial figures (:func:`plots.warm_up`).
+    """Import ``modules`` in a daemon thread; with ``tracking`` (the search's tracking settings)
+    enabled, then open its MLflow store and, where trials draw figures, draw one throw-away set
+    (:func:`plots.warm_up`: the font and glyphs the first trial's figures would pay for).
 
     Anything that fails here is retried, and raises, in the main thread when the code that
     needs it runs. MLflow caches a store per URI, so the search's own client finds it open (for
     SQLite that is ~1.5 s of SQLAlchemy imports and the schema check).
     """
+    enabled = tracking is not None and tracking.enabled
 
     def work() -> None:
         for name in modules:
             with contextlib.suppress(Exception):
                 importlib.import_module(name)
-        if tracking_uri is not None:
+        if enabled:
             with contextlib.suppress(Exception):
                 from mlflow import MlflowClient
 
                 from orchestrator.tracking.stores import resolve_tracking_uri
 
-                MlflowClient(resolve_tracking_uri(tracking_uri))  # builds and caches the store
-        if figures:
+                MlflowClient(resolve_tracking_uri(tracking.tracking_uri))  # builds, caches it
+        if enabled and tracking.trial_figures != "none":
             with contextlib.suppress(Exception):
                 from orchestrator.plots import warm_up
 
@@ -266,23 +255,19 @@ def import_in_background(
 
 
 def start_ray_and_import(
-    address: str | None = None,
-    stacked: bool = True,
-    tracking_uri: str | None = None,
-    figures: bool = False,
+    address: str | None = None, stacked: bool = True, tracking: Any = None
 ) -> None:
     """:func:`ensure_ray`, with the driver's heavy imports overlapping its start-up.
 
     ``stacked``: the refit will train as a stacked model (no torch.optim step, so no
-    torch._dynamo to import). ``tracking_uri``: the store the search will log to ("" for
-    MLflow's default), opened meanwhile; None when tracking is off. ``figures``: the search
-    draws trial figures (their font and glyphs are set up meanwhile).
+    torch._dynamo to import). ``tracking``: the search's tracking settings; its store is opened
+    (and its figures' font set up) meanwhile.
     """
     import ray
 
     if ray.is_initialized():
         return
     modules = DRIVER_MODULES + (() if stacked else UNSTACKED_MODULES)
-    thread = import_in_background(modules, tracking_uri, figures)
+    thread = import_in_background(modules, tracking)
     ensure_ray(address)
     thread.join()

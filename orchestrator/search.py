@@ -19,7 +19,7 @@ from orchestrator.crossval import main_metric, metric_mode
 from orchestrator.defaults import with_default_space
 from orchestrator.errors import AutoMLError, ConfigError
 from orchestrator.pipeline import PreparedRun, RefitResult, prepare_run, refit_and_test
-from orchestrator.raystart import draws_figures, ensure_ray, import_in_background, warm_up_uri
+from orchestrator.raystart import ensure_ray, import_in_background
 from orchestrator.space import (
     expected_trials,
     grid_size,
@@ -167,11 +167,7 @@ def run_search(
     warm_up = None
     if config.tracking.enabled and "orchestrator.tracking" not in sys.modules:
         # MLflow's imports and the store's opening (~2 s) overlap the data preparation
-        warm_up = import_in_background(
-            ("orchestrator.tracking",),
-            warm_up_uri(config.tracking),
-            draws_figures(config.tracking),
-        )
+        warm_up = import_in_background(("orchestrator.tracking",), config.tracking)
     run = prepare_run(config)
     if warm_up is not None:
         warm_up.join()

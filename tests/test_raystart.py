@@ -168,10 +168,13 @@ def test_background_warm_up_opens_the_tracking_store(tmp_path):
     from mlflow import MlflowClient
     from mlflow.tracking._tracking_service.registry import TrackingStoreRegistry
 
+    from orchestrator.config import TrackingConfig
+
     cache = TrackingStoreRegistry._get_store_with_resolved_uri
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     stores = cache.cache_info().currsize
-    raystart.import_in_background(("json",), tracking_uri=uri).join(timeout=120)
+    tracking = TrackingConfig(tracking_uri=uri, trial_figures="none")
+    raystart.import_in_background(("json",), tracking).join(timeout=120)
     assert cache.cache_info().currsize == stores + 1  # this URI's store, built by the thread
     assert "json" in sys.modules
     assert (tmp_path / "mlflow.db").exists()  # created and migrated by the warm-up

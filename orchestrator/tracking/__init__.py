@@ -25,7 +25,7 @@ from orchestrator.tracking.registry import (
     prewarm_model_logging,
     registered_model_name,
 )
-from orchestrator.tracking.runs import FLUSH_SECONDS, SearchTracker, TrialTracker
+from orchestrator.tracking.runs import SearchTracker
 from orchestrator.tracking.stores import (
     DEFAULT_EXPERIMENT,
     LOWER_IS_BETTER,
@@ -58,6 +58,7 @@ from orchestrator.tracking.stores import (
     set_tags,
     use_tracking_uri,
 )
+from orchestrator.tracking.trialrun import FLUSH_SECONDS, TrialTracker
 
 __all__ = [
     "CHAMPION",

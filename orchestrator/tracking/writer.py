@@ -24,8 +24,8 @@ from typing import Any
 from ray import tune
 
 from orchestrator.config import Config
-from orchestrator.tracking.runs import TrialTracker
 from orchestrator.tracking.stores import is_better, metric_base
+from orchestrator.tracking.trialrun import TrialTracker
 from orchestrator.trial import RESULT_KEY, trial_config
 
 logger = logging.getLogger(__name__)
