@@ -171,16 +171,8 @@ def _create(
             "experiment_id": int(experiment_id),
         }
         _insert(session, SqlRun, [row])
-        _insert(
-            session,
-            SqlTag,
-            [{"run_uuid": run_id, "key": t.key, "value": t.value} for t in run_tags],
-        )
-        _insert(
-            session,
-            SqlParam,
-            [{"run_uuid": run_id, "key": p.key, "value": p.value} for p in params],
-        )
+        _insert(session, SqlTag, _keyed(run_id, run_tags))
+        _insert(session, SqlParam, _keyed(run_id, params))
     return run_id, artifact_uri
 
 
@@ -222,7 +214,7 @@ def _write(
         _insert(
             session,
             SqlParam,
-            [{"run_uuid": run_id, "key": p.key, "value": p.value} for p in params],
+            _keyed(run_id, params),
         )
         if rows:
             _insert(session, SqlMetric, list(rows.values()))
@@ -262,6 +254,11 @@ def _update_latest(session: Any, run_id: str, latest: dict[str, dict[str, Any]])
             old.value, old.step = row["value"], row["step"]
             old.timestamp, old.is_nan = row["timestamp"], row["is_nan"]
     _insert(session, SqlLatestMetric, fresh)
+
+
+def _keyed(run_id: str, items: list) -> list[dict[str, Any]]:
+    """Rows of the params or tags table: a run's key/value pairs."""
+    return [{"run_uuid": run_id, "key": i.key, "value": i.value} for i in items]
 
 
 def _exists(session: Any, query: Any) -> bool:
