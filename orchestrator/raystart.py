@@ -40,12 +40,19 @@ NO_PRESTART = {"enable_worker_prestart": False, "prestart_worker_first_driver": 
 # workers away and the trials waited for new processes (~6 s; 6 of 20 searches here).
 IDLE_WORKER_KEEP_MS = 600_000
 PRESTART_ENV = "AUTOML_PRESTART_WORKERS"
-# A local node started for one search runs without the two Ray processes that serve no one
-# there: the autoscaler monitor (a single local node never scales) and the log monitor (which
-# forwards workers' output to the driver: log_to_driver is off). Each is a Python process that
-# imports Ray (~0.9 s of CPU apiece, on a machine whose start-up is CPU-bound). "1" keeps them.
+# A local node started for one search runs without the three Ray processes that serve no one
+# there: the autoscaler monitor (a single local node never scales), the log monitor (which
+# forwards workers' output to the driver: log_to_driver is off) and the dashboard's head (for
+# Ray's job and state APIs; include_dashboard=False already leaves out its web UI). Each is a
+# Python process that imports Ray (~0.9 s of CPU apiece, on a machine whose start-up is
+# CPU-bound). "1" keeps them.
 MONITORS_ENV = "AUTOML_RAY_MONITORS"
 LEAN_NODE = {"no_monitor": True, "include_log_monitor": False}
+# Tune's DEFAULT_ENV_VARS (ray.tune.execution.class_cache), which every trial actor gets. Reading
+# them there imports ray.tune and ray.train (~1.4 s) on the main thread before ray.init could
+# start; a test checks they match, and reuse_prestarted_workers compares against Tune's own
+# values at actor creation, so a Ray that changed them only loses the worker reuse.
+TUNE_DEFAULT_ENV = {"PL_DISABLE_FORK": "1"}
 
 # the environment that the workers of the Ray ensure_ray started inherit, and that Ray's node id
 _worker_env: dict[str, str] | None = None
@@ -114,16 +121,22 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
 @contextlib.contextmanager
 def _lean_node() -> Iterator[None]:
-    """While ``ray.init`` starts a local node: :data:`LEAN_NODE` as the node's defaults.
+    """While ``ray.init`` starts a local node: :data:`LEAN_NODE` as the node's defaults, and no
+    dashboard process.
 
     ``ray.init`` takes no such arguments (``ray start`` has ``--no-monitor``), so its parameter
     class is swapped for the call; a Ray whose class lacks them starts as it always does.
+    ``include_dashboard=False`` still starts the dashboard's head process (with only its
+    usage-statistics module) and ``ray.init`` waits for it to register (~1 s, before the raylet
+    and so the workers start); nothing a search does talks to it (it serves Ray's job and state
+    APIs), so the node's step that starts it is skipped for the call.
     """
     try:
-        from ray._private import parameter
+        from ray._private import node, parameter
 
         base = parameter.RayParams
         known = inspect.signature(base.__init__).parameters
+        start_api_server = node.Node.start_api_server
     except Exception:  # Ray's internals moved: start the node as Ray does
         yield
         return
@@ -135,11 +148,16 @@ def _lean_node() -> Iterator[None]:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **{**LEAN_NODE, **kwargs})  # ray.init sets neither
 
+    def no_api_server(self: Any, **_: Any) -> None:
+        self._webui_url = None  # what a node that joins without a dashboard holds
+
     parameter.RayParams = LeanParams
+    node.Node.start_api_server = no_api_server
     try:
         yield
     finally:
         parameter.RayParams = base
+        node.Node.start_api_server = start_api_server
 
 
 def stop_ray() -> None:
@@ -176,9 +194,12 @@ def _tune_actor_env() -> dict[str, str]:
 
 def _prepare_worker_env() -> None:
     """Set Tune's actor variables in this process before ``ray.init``, so Ray's processes (and
-    so every worker) inherit them, and remember the environment the workers will have."""
+    so every worker) inherit them, and remember the environment the workers will have.
+
+    Only Tune's defaults need setting: the variables it propagates are taken from this
+    process's environment, which the workers inherit whole."""
     global _worker_env
-    os.environ.update(_tune_actor_env())
+    os.environ.update(TUNE_DEFAULT_ENV)
     _worker_env = dict(os.environ)
 
 

@@ -21,9 +21,14 @@ def fake_init(monkeypatch):
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     from ray._private import parameter
 
+    from ray._private import node
+
+    ray_api_server = node.Node.start_api_server
+
     def init(**kwargs):  # notes the node parameters' defaults in force during the call
         lean = parameter.RayParams(num_cpus=1)
         kwargs["lean"] = {"no_monitor": lean.no_monitor, "log_monitor": lean.include_log_monitor}
+        kwargs["api_server"] = node.Node.start_api_server is ray_api_server
         calls.append(kwargs)
 
     monkeypatch.setattr(ray, "init", init)
@@ -49,12 +54,16 @@ def test_local_start_preloads_prestarted_workers_and_adopts_them(fake_init):
     assert adopted == [True]
     # the local node starts without Ray's autoscaler monitor and log monitor, and only it
     assert kwargs["lean"] == {"no_monitor": True, "log_monitor": False}
-    from ray._private import parameter
+    assert kwargs["api_server"] is False  # nor the dashboard's head process
+    from ray._private import node, parameter
 
-    assert parameter.RayParams(num_cpus=1).no_monitor is False
+    assert parameter.RayParams(num_cpus=1).no_monitor is False  # all restored after the call
+    assert node.Node.start_api_server.__qualname__ == "Node.start_api_server"
     # Tune's actor variables are set before ray.init, so that every worker inherits them
+    # (our copy of Tune's defaults, read without importing ray.tune, must be Tune's own)
     from ray.tune.execution.class_cache import DEFAULT_ENV_VARS
 
+    assert raystart.TUNE_DEFAULT_ENV == DEFAULT_ENV_VARS
     assert DEFAULT_ENV_VARS and all(os.environ.get(k) == v for k, v in DEFAULT_ENV_VARS.items())
 
 
@@ -72,6 +81,7 @@ def test_joining_a_cluster_keeps_its_settings(fake_init):
     (kwargs,) = fake_init
     assert kwargs["address"] == "ray://somewhere:10001" and "_system_config" not in kwargs
     assert kwargs["lean"] == {"no_monitor": False, "log_monitor": None}  # Ray's own defaults
+    assert kwargs["api_server"] is True
     assert adopted == []
 
 
@@ -80,6 +90,7 @@ def test_ray_monitors_can_be_kept(fake_init, monkeypatch):
     monkeypatch.setenv(raystart.MONITORS_ENV, "1")
     raystart.ensure_ray()
     assert fake_init[0]["lean"] == {"no_monitor": False, "log_monitor": None}
+    assert fake_init[0]["api_server"] is True
 
 
 # Runs in a fresh process (its own local Ray, started by ensure_ray as `automl search` does):
@@ -125,7 +136,8 @@ changed = _ActorClassCache().get(Trainable)._default_options.get("runtime_env")
 from orchestrator.raystart import stop_ray
 started = psutil.Process().children(recursive=True)
 monitors = [" ".join(p.cmdline()) for p in started
-            if any(a.endswith(("/monitor.py", "/log_monitor.py")) for a in p.cmdline())]
+            if any(a.endswith(("/monitor.py", "/log_monitor.py", "/dashboard/dashboard.py"))
+                   for a in p.cmdline())]
 stop_ray()
 _, alive = psutil.wait_procs(started, timeout=10)
 alive = [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE]
@@ -159,7 +171,8 @@ def test_trials_run_in_the_prestarted_preloaded_workers(tmp_path):
     assert found["changed"]["env_vars"]["RAY_CHDIR_TO_TRIAL_DIR"] == "0"
     # stop_ray (what `automl` runs before it exits) leaves none of Ray's processes behind
     assert found["started"] >= 4 and found["alive"] == [] and not found["initialized"], found
-    assert found["monitors"] == []  # the lean local node: no autoscaler or log monitor
+    # the lean local node: no autoscaler monitor, log monitor or dashboard head
+    assert found["monitors"] == []
 
 
 def test_background_warm_up_opens_the_tracking_store(tmp_path):
