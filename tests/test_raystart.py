@@ -19,9 +19,7 @@ from tests.e2e_helpers import ROOT
 def fake_init(monkeypatch):
     calls = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    from ray._private import parameter
-
-    from ray._private import node
+    from ray._private import node, parameter
 
     ray_api_server = node.Node.start_api_server
 
