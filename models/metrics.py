@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
-from sklearn.exceptions import UndefinedMetricWarning
 
 from orchestrator.errors import ConfigError
+
+# scikit-learn is imported where it is used (regression scores, per-class reports): a trial
+# worker scoring classification folds so never imports it (orchestrator.folds).
 
 
 def _proba(output: np.ndarray) -> np.ndarray:
@@ -82,6 +83,9 @@ def compute_metrics(
     """
     y = np.asarray(y_true)
     if task == "regression":
+        from sklearn import metrics as skm
+        from sklearn.exceptions import UndefinedMetricWarning
+
         pred = np.asarray(output, dtype=np.float64).reshape(len(y))
         y = y.astype(np.float64)
         mse = float(skm.mean_squared_error(y, pred))
@@ -126,6 +130,8 @@ def per_class_metrics(
     y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]
 ) -> list[dict[str, float | str | int]]:
     """Precision, recall, F1 and support of every class (``proba`` may also be predictions)."""
+    from sklearn import metrics as skm
+
     proba = np.asarray(proba)
     pred = proba.argmax(axis=1) if proba.ndim == 2 else proba.astype(np.int64)
     labels = list(range(len(class_names)))

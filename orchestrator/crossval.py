@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from data import make_folds
 from models import FusedTrainer, Trainer, fusion_blocker
 from models.metrics import LIGHT_METRICS
 from orchestrator.config import Config, stacked_families
@@ -107,7 +106,7 @@ class CrossValidation:
     def __iter__(self) -> Iterator[dict[str, float]]:
         prepared, config = self.prepared, self.config
         ds, task = prepared.dataset, prepared.task
-        splits = make_folds(ds.y, task, config.split, config.seed, groups=prepared.groups)
+        splits = prepared.splits(config)
         folds = [
             fit_fold(
                 ds, tr, va, prepared, config, fold_seed(config.seed, 1, i), name=f"fold{i + 1}"

@@ -86,3 +86,102 @@ def test_the_cache_is_bounded_by_count_and_by_bytes():
     cache.put(("k", 3), _entry(200))  # 4.8 kB + the rest must stay under 10 kB
     assert cache.nbytes <= 10_000
     assert cache.get(("k", 3)) is not None
+
+
+def test_folds_fitted_in_the_driver_train_identically_to_a_trials_own():
+    """precompute_folds (the driver, before the trials) against the folds a trial fits."""
+    from orchestrator.folds import FoldShape, precompute_folds
+
+    config = tiny_config(**{"split.folds": 3, "training.epochs": 3})
+    run = prepare_run(config)
+    own, cv_own = _run(run.prepared, config)
+    FOLD_CACHE.clear()
+    driver = precompute_folds(run.prepared, config)
+    assert driver.token == run.prepared.token and len(driver.folds.entries) == 3
+    shared, cv_shared = _run(driver, config)
+    assert shared == own
+    np.testing.assert_array_equal(cv_shared.result.oof_output, cv_own.result.oof_output)
+    for a, b in zip(cv_shared.splits, cv_own.splits, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    # the trial used the driver's folds: no scikit-learn preprocessor, no fit of its own
+    assert all(isinstance(f.preprocessor, FoldShape) for f in cv_shared.folds)
+    assert (
+        cv_shared.folds[0].preprocessor.output_shape_ == cv_own.folds[0].preprocessor.output_shape_
+    )
+    assert FOLD_CACHE.hits == 0 and len(FOLD_CACHE) == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"data.scaling": "minmax"}, {"split.folds": 2}, {"seed": 7}],
+    ids=["scaling", "folds", "seed"],
+)
+def test_a_trial_that_changes_the_folds_fits_its_own(change):
+    from orchestrator.folds import FoldShape, precompute_folds
+
+    config = tiny_config(**{"split.folds": 3, "training.epochs": 1})
+    driver = precompute_folds(prepare_run(config).prepared, config)
+    changed = tiny_config(**{"split.folds": 3, "training.epochs": 1, **change})
+    _, cv = _run(driver, changed)
+    assert not any(isinstance(f.preprocessor, FoldShape) for f in cv.folds)
+    assert len(cv.splits) == changed.split.folds
+
+
+def test_the_search_fits_the_folds_once_unless_its_space_changes_them(monkeypatch):
+    from orchestrator.search import trial_data
+
+    config = tiny_config(**{"search.space": {"training.optimizer.lr": {"grid": [0.01, 0.1]}}})
+    prepared = prepare_run(config).prepared
+    assert trial_data(prepared, config).folds is not None
+    for key, values in [("data.scaling", ["minmax", "standard"]), ("split.folds", [2, 3])]:
+        varied = tiny_config(**{"search.space": {key: {"grid": values}}})
+        assert trial_data(prepared, varied) is prepared
+    monkeypatch.setenv("AUTOML_DRIVER_FOLDS", "0")
+    assert trial_data(prepared, config) is prepared
+
+
+WORKER_SCRIPT = """
+import pickle, sys
+import orchestrator.trial  # what a Ray trial worker preloads
+from orchestrator.crossval import cross_validate
+from tests.conftest import tiny_config
+
+prepared = pickle.load(open(sys.argv[1], "rb"))
+before = sorted(m for m in ("sklearn", "scipy") if m in sys.modules)
+history = list(cross_validate(prepared, tiny_config(**{"split.folds": 3, "training.epochs": 2})))
+after = sorted(m for m in ("sklearn", "scipy") if m in sys.modules)
+print("RESULT", before, after, round(history[-1]["val_accuracy"], 6))
+"""
+
+
+@pytest.mark.parametrize("in_driver", [True, False], ids=["driver-folds", "own-folds"])
+def test_a_worker_on_driver_folds_never_imports_scikit_learn(tmp_path, in_driver):
+    """In a fresh interpreter, as in a Ray worker: the trainable's imports and a whole
+    cross-validation on the driver's folds load no scikit-learn; on its own folds it does."""
+    import pickle
+    import subprocess
+    import sys
+
+    from orchestrator.folds import precompute_folds
+    from tests.e2e_helpers import ROOT
+
+    config = tiny_config(**{"split.folds": 3, "training.epochs": 2})
+    prepared = prepare_run(config).prepared
+    if in_driver:
+        prepared = precompute_folds(prepared, config)
+    (tmp_path / "prepared.pkl").write_bytes(pickle.dumps(prepared))
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER_SCRIPT, str(tmp_path / "prepared.pkl")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
+    assert line.startswith("RESULT [] ")  # importing the trainable loads neither
+    after = "[]" if in_driver else "['scipy', 'sklearn']"
+    assert f"] {after} " in line, line
+    history = list(cross_validate(prepared, config))  # the same result as in this process
+    assert line.endswith(str(round(history[-1]["val_accuracy"], 6)))

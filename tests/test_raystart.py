@@ -131,6 +131,12 @@ same = _ActorClassCache().get(Trainable)._default_options.get("runtime_env")
 os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"  # propagated by Tune, set after ray.init
 changed = _ActorClassCache().get(Trainable)._default_options.get("runtime_env")
 
+def loaded(pid, package):  # a compiled module of the package mapped into the process
+    with open(f"/proc/{pid}/maps") as maps:
+        return any(f"/site-packages/{package}/" in line for line in maps)
+heavy = {pid: [pkg for pkg in ("sklearn", "scipy", "torch") if loaded(pid, pkg)]
+         for pid in trial_pids}
+
 from orchestrator.raystart import stop_ray
 started = psutil.Process().children(recursive=True)
 monitors = [" ".join(p.cmdline()) for p in started
@@ -141,7 +147,7 @@ _, alive = psutil.wait_procs(started, timeout=10)
 alive = [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE]
 print("RESULT " + json.dumps({"idle": sorted(idle), "trials": trial_pids,
     "same": same, "changed": changed, "started": len(started), "alive": alive,
-    "initialized": ray.is_initialized(), "monitors": monitors}))
+    "initialized": ray.is_initialized(), "monitors": monitors, "heavy": heavy}))
 """
 
 
@@ -164,6 +170,8 @@ def test_trials_run_in_the_prestarted_preloaded_workers(tmp_path):
     assert len(found["idle"]) == 2, found
     # every trial ran in one of the idle workers that Ray started (and preloaded) at ray.init
     assert found["trials"] and set(found["trials"]) <= set(found["idle"]), found
+    # the folds were fitted in the driver: the trial workers loaded torch but no scikit-learn
+    assert found["heavy"] and all(v == ["torch"] for v in found["heavy"].values()), found
     assert found["same"] is None  # no runtime env of its own: the idle workers fit
     # a variable Tune propagates now differs from the workers' own: Tune's runtime env is kept
     assert found["changed"]["env_vars"]["RAY_CHDIR_TO_TRIAL_DIR"] == "0"
