@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from data import (
     CleaningReport,
@@ -156,8 +158,26 @@ def prepare_run(config: Config) -> PreparedRun:
     return PreparedRun(prepared, test, report, dc.source, notes)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` (``training.num_threads``) for the block; None
+    keeps torch's own choice (one per core)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def refit_and_test(run: PreparedRun, config: Config, epochs: int) -> RefitResult:
     """Refit on all non-test data for ``epochs`` (the folds' choice) and test once."""
+    with torch_threads(config.training.num_threads):
+        return _refit_and_test(run, config, epochs)
+
+
+def _refit_and_test(run: PreparedRun, config: Config, epochs: int) -> RefitResult:
     prepared = run.prepared
     ds = prepared.dataset
     refit_cfg = apply_overrides(config, {"training.epochs": epochs})
@@ -204,7 +224,8 @@ def run_training(
     """Cross-validate one configuration, refit it and evaluate it on the test set."""
     run = prepare_run(config)
     cv = cross_validate(run.prepared, config)
-    for metrics in cv:
-        if on_epoch is not None:
-            on_epoch(metrics)
+    with torch_threads(config.training.num_threads):
+        for metrics in cv:
+            if on_epoch is not None:
+                on_epoch(metrics)
     return TrainResult(config, run, cv.result, refit_and_test(run, config, cv.result.refit_epochs))

@@ -71,9 +71,11 @@ def run_trial(
 ) -> None:
     """Cross-validate one sampled configuration, reporting fold-mean metrics every epoch."""
     release_memory()  # what the worker's previous trial left
-    # exactly this trial's CPUs' worth of threads: two 1-thread trials beat one 2-thread trial
-    torch.set_num_threads(max(1, int(base_config.search.cpus_per_trial)))
     config = trial_config(base_config, point)
+    # exactly this trial's CPUs' worth of threads unless training.num_threads says otherwise:
+    # two 1-thread trials beat one 2-thread trial
+    threads = config.training.num_threads or max(1, int(base_config.search.cpus_per_trial))
+    torch.set_num_threads(threads)
     metric = base_config.search.metric
     # with retries allowed, every epoch is checkpointed and a retry resumes from the last one
     checkpointing = base_config.search.max_failures > 0

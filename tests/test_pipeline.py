@@ -128,3 +128,31 @@ def test_variable_length_sequences_train_above_chance(tmp_path):
     assert result.run.prepared.dataset.modality == "sequence"
     assert result.cv.summary()["accuracy"]["mean"] > 0.75
     assert result.test_metrics["accuracy"] > 0.75
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_num_threads_sets_torchs_threads_while_it_trains(monkeypatch, threads):
+    """``training.num_threads`` holds for the folds and the refit, and is undone after."""
+    import torch
+
+    from models import FusedTrainer, Trainer
+
+    seen = []
+    for cls in (Trainer, FusedTrainer):
+        original = cls.train_epoch
+
+        def spy(self, *args, _original=original, **kwargs):
+            seen.append(torch.get_num_threads())
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "train_epoch", spy)
+    before = torch.get_num_threads()
+    other = 2 if before != 2 else 3
+    torch.set_num_threads(other)
+    try:
+        run_training(tiny_config(**{"training.num_threads": threads, "training.epochs": 2}))
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert len(seen) >= 4 and set(seen) == {threads}  # 2 CV epochs and 2 refit epochs
+    assert after == other
