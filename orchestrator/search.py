@@ -27,7 +27,14 @@ from orchestrator.space import (
     to_tune_space,
     validate_space,
 )
-from orchestrator.trials import TrialPrinter, TrialSummary, best_epochs, pick_best, summarize
+from orchestrator.trials import (
+    TrialPrinter,
+    TrialSummary,
+    WhenTrialsRunOut,
+    best_epochs,
+    pick_best,
+    summarize,
+)
 
 CONFIG_FILE = "automl_config.json"
 
@@ -215,6 +222,13 @@ def run_search(
             run.cleaning.to_dict(),
             reattach=resume or search.max_failures > 0,
         )
+    expected = expected_trials(parsed, search.algorithm, search.num_samples)
+    tail = []
+    if writer is not None and refit:
+        from orchestrator.tracking import prewarm_model_logging
+
+        # MLflow's first-model work, on the core the search's tail leaves idle
+        tail.append(WhenTrialsRunOut(expected, prewarm_model_logging))
     try:
         with writer if writer is not None else contextlib.nullcontext():
             trials = _tune(
@@ -225,7 +239,7 @@ def run_search(
                 exp_dir,
                 resume,
                 address,
-                [writer, *(callbacks or [])] if writer is not None else callbacks,
+                [writer, *tail, *(callbacks or [])] if writer is not None else callbacks,
                 on_trial,
                 tracking=writer is not None,
             )
@@ -233,7 +247,6 @@ def run_search(
             tracker.close_open_trials({t.trial_id: (t.status, t.error) for t in trials})
             if writer.errors:
                 tracker.set_tags({"automl.tracking_errors": "; ".join(writer.errors)})
-        expected = expected_trials(parsed, search.algorithm, search.num_samples)
         if len(trials) < expected:
             raise SearchInterrupted(
                 f"search '{name}' was interrupted after {len(trials)} of {expected} trials; "

@@ -122,6 +122,38 @@ class TrialPrinter(tune.Callback):
             self.on_trial(_live_summary(trial, "ERROR"))
 
 
+class WhenTrialsRunOut(tune.Callback):
+    """A Tune callback on the driver that calls ``action`` once, in the search's tail: every
+    one of the ``expected`` trials has been created, none waits to start, and fewer run than
+    ever ran at once, so a worker (and a core) is idle until the search ends."""
+
+    def __init__(self, expected: int, action: Callable[[], Any]) -> None:
+        self.expected, self.action = expected, action
+        self.peak = 0
+        self.done = False
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        # (Tune calls this before it marks the trial itself RUNNING)
+        running = 1 + sum(t.status == "RUNNING" for t in trials if t is not trial)
+        self.peak = max(self.peak, running)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._check(trials, trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._check(trials, trial)
+
+    def _check(self, trials, ended) -> None:
+        if self.done or len(trials) < self.expected:
+            return
+        others = [t for t in trials if t is not ended]
+        if any(t.status == "PENDING" for t in others):
+            return
+        if sum(t.status == "RUNNING" for t in others) < self.peak:
+            self.done = True
+            self.action()
+
+
 def _live_summary(trial, status: str) -> TrialSummary:
     metrics = dict(trial.last_result or {})
     cv = {

@@ -270,3 +270,57 @@ def test_fifo_trials_report_sparsely_and_schedulers_get_every_epoch(tmp_path, sc
     for run in client.search_runs([exp.experiment_id], "tags.`automl.role` = 'trial'"):
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert sorted(m.step for m in history) == [1, 2, 3, 4, 5, 6]  # MLflow gets every epoch
+
+
+class _Trial:
+    def __init__(self, status: str = "PENDING") -> None:
+        self.status = status
+
+
+def _tail_events(expected: int, concurrency: int, total: int) -> list[int]:
+    """Drive WhenTrialsRunOut as Tune does (trials created up front, as a grid's are, started
+    ``concurrency`` at a time, each started before it is marked RUNNING); returns after how
+    many finished trials it fired."""
+    from orchestrator.trials import WhenTrialsRunOut
+
+    fired: list[int] = []
+    finished = 0
+    hook = WhenTrialsRunOut(expected, lambda: fired.append(finished))
+    trials = [_Trial() for _ in range(total)]
+    queue = list(trials)
+
+    def start_next() -> None:
+        trial = queue.pop(0)
+        hook.on_trial_start(0, trials, trial)
+        trial.status = "RUNNING"
+
+    for _ in range(min(concurrency, len(queue))):
+        start_next()
+    while any(t.status == "RUNNING" for t in trials):
+        done = next(t for t in trials if t.status == "RUNNING")
+        done.status = "TERMINATED"
+        finished += 1
+        hook.on_trial_complete(0, trials, done)
+        if queue:
+            start_next()
+    return fired
+
+
+def test_the_tail_hook_fires_once_when_a_worker_has_nothing_left():
+    # 8 trials on 2 workers: after the 7th ends, the 8th runs alone
+    assert _tail_events(expected=8, concurrency=2, total=8) == [7]
+    # 3 workers: the first one idle at the 6th of 8
+    assert _tail_events(expected=8, concurrency=3, total=8) == [6]
+    # one trial at a time: no worker ever idles before the end
+    assert _tail_events(expected=4, concurrency=1, total=4) == [4]
+    # fewer trials created than the search will run (a searcher still suggesting): no tail yet
+    assert _tail_events(expected=9, concurrency=2, total=8) == []
+
+
+def test_model_logging_is_prewarmed_once_per_process():
+    from orchestrator.tracking import prewarm_model_logging
+
+    first = prewarm_model_logging()
+    assert prewarm_model_logging() is first
+    first.join(60)
+    assert not first.is_alive()
