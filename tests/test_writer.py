@@ -213,3 +213,38 @@ def test_trial_figures_for_the_best_so_far_every_trial_or_none(search, setting, 
         else:
             assert not any(name.endswith(".png") for name in names), names
     assert with_png == drawn
+
+
+def test_a_resumed_search_draws_best_figures_only_for_trials_that_beat_its_earlier_ones(search):
+    """The running best of ``trial_figures: best`` survives a resume: the writer of the resumed
+    search (reattach) starts from the best CV mean among the runs already finished."""
+    import dataclasses
+
+    from orchestrator.crossval import cross_validate
+
+    tracker, config = search
+    config = apply_overrides(config, {"tracking.trial_figures": "best", "training.epochs": 1})
+    run = prepare_run(config)
+    cv = cross_validate(run.prepared, config)
+    list(cv)
+
+    def finish(writer, trial_id: str, accuracy: float) -> None:
+        folds = [{**fold, "accuracy": accuracy} for fold in cv.result.per_fold]
+        result = dataclasses.replace(cv.result, per_fold=folds)
+        writer.on_trial_start(0, [], _trial(trial_id, 0.01))
+        payload = {"epochs": [], "cv": result, "class_names": cv.class_names}
+        writer.on_trial_result(0, [], _trial(trial_id, 0.01), {RESULT_KEY: payload})
+
+    with TrialRunWriter(tracker.ids, config, run.prepared.task) as first:
+        finish(first, "t1", 0.7)
+    with TrialRunWriter(tracker.ids, config, run.prepared.task, reattach=True) as resumed:
+        finish(resumed, "t2", 0.6)  # the best since the resume, but not of the search
+        finish(resumed, "t3", 0.8)
+    assert first.errors == [] and resumed.errors == []
+    client = MlflowClient(tracker.tracking_uri)
+    with_png = {
+        trial_id
+        for trial_id, found in _runs(client, tracker).items()
+        if "confusion_matrix.png" in {a.path for a in client.list_artifacts(found.info.run_id)}
+    }
+    assert with_png == {"t1", "t3"}

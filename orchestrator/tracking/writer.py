@@ -24,7 +24,7 @@ from typing import Any
 from ray import tune
 
 from orchestrator.config import Config
-from orchestrator.tracking.stores import is_better, metric_base
+from orchestrator.tracking.stores import TAG_STATUS, is_better, metric_base
 from orchestrator.tracking.trialrun import TrialTracker
 from orchestrator.trial import RESULT_KEY, trial_config
 
@@ -68,6 +68,7 @@ class TrialRunWriter(tune.Callback):
         self._trackers: dict[str, TrialTracker] = {}
         self._figures: dict[str, str] = {}  # trial id -> its tracking.trial_figures
         self._best: float | None = None  # the best finished trial's CV mean of the metric
+        self._best_seeded = False  # (a resumed search's earlier trials count: _seed_best)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
@@ -192,11 +193,41 @@ class TrialRunWriter(tune.Callback):
         if wanted != "best":
             return wanted == "all"
         search = self.base_config.search
+        if not self._best_seeded:
+            self._best_seeded = True
+            self._best = self._seed_best()
         value = (cv.summary().get(metric_base(search.metric or "")) or {}).get("mean")
         if not is_better(value, self._best, search.mode or "max"):
             return False
         self._best = float(value)
         return True
+
+
+    def _seed_best(self) -> float | None:
+        """For a resumed (or retried) search, the best CV mean among the trial runs that
+        finished under the parent before, so that ``best`` figures go only to trials that beat
+        those too; None for a new search or where the store cannot say."""
+        if not self.reattach:
+            return None
+        from mlflow import MlflowClient
+
+        tracking_uri, experiment_id, parent_run_id = self.ids
+        search = self.base_config.search
+        key = f"cv_{metric_base(search.metric or '')}_mean"
+        order = "DESC" if (search.mode or "max") == "max" else "ASC"
+        try:
+            runs = MlflowClient(tracking_uri).search_runs(
+                [experiment_id],
+                filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
+                f"and tags.`{TAG_STATUS}` = 'COMPLETED'",
+                order_by=[f"metrics.`{key}` {order}"],
+                max_results=1,
+            )
+        except Exception as err:
+            logger.warning("could not read the resumed search's best trial: %s", err)
+            return None
+        value = runs[0].data.metrics.get(key) if runs else None
+        return float(value) if is_better(value, None, search.mode or "max") else None
 
 
 def trial_error(trial) -> str:
