@@ -221,7 +221,7 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
 
     # Ray's start-up is mostly waiting: the heavy imports below happen meanwhile, in a thread
     stacked = config.model.family in stacked_families(config.training.fuse_folds)
-    start_ray_and_import(address, stacked=stacked, tracking=config.tracking)
+    start_ray_and_import(address, stacked=stacked)
     from orchestrator.report import print_search_result, print_trial
     from orchestrator.search import run_search
 

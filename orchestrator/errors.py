@@ -30,6 +30,10 @@ class TrainingError(AutoMLError):
     """Training failed for a reason the user can act on (e.g. a diverging loss)."""
 
 
+class TrackingError(AutoMLError):
+    """The MLflow tracking store cannot be used (a bad tracking URI, a store that fails)."""
+
+
 class AutoMLWarning(UserWarning):
     """Warnings about the user's data or config (e.g. rows dropped for a missing target)."""
 

@@ -27,8 +27,16 @@ from typing import Any
 # What a trial worker needs: the trainable (torch, ray.tune, data, models). Trials never call
 # MLflow (the driver's writer logs their runs), so workers do not import it.
 PRELOAD_MODULES = ("orchestrator.trial",)
-# What the search driver needs besides those: the search itself and the refit's model logging.
-DRIVER_MODULES = ("orchestrator.search", "orchestrator.tracking", "mlflow.pyfunc")
+# What the search driver needs besides those: the search itself, then its MLflow runs and the
+# refit's model logging (imported while the first trials run).
+SEARCH_MODULES = ("orchestrator.search",)
+TRACKING_MODULES = (
+    "orchestrator.tracking.runs",
+    "orchestrator.tracking.trialrun",
+    "orchestrator.tracking.registry",
+    "mlflow.pyfunc",
+)
+DRIVER_MODULES = SEARCH_MODULES + TRACKING_MODULES
 # torch.optim's step imports torch._dynamo (~2.5 s); only families trained one model at a time
 # take that step (stacked FNNs use models/stacked_optim.py), so only they import it meanwhile.
 UNSTACKED_MODULES = ("torch._dynamo",)
@@ -60,6 +68,7 @@ _worker_env_node: str | None = None
 _original_actor_class = None
 
 _outer_run: dict[str, str | None] = {}
+_background: list[threading.Thread] = []  # import_in_background's threads not yet joined
 
 
 def stash_outer_run_id() -> None:
@@ -241,19 +250,25 @@ def reuse_prestarted_workers() -> None:
 
 
 def import_in_background(
-    modules: tuple[str, ...] = DRIVER_MODULES, tracking: Any = None
+    modules: tuple[str, ...] = DRIVER_MODULES,
+    tracking: Any = None,
+    after: threading.Thread | None = None,
 ) -> threading.Thread:
-    """Import ``modules`` in a daemon thread; with ``tracking`` (the search's tracking settings)
-    enabled, then open its MLflow store and, where trials draw figures, draw one throw-away set
-    (:func:`plots.warm_up`: the font and glyphs the first trial's figures would pay for).
+    """Import ``modules`` in a daemon thread (once ``after``, another such thread, is done);
+    with ``tracking`` (the search's tracking settings) enabled, then open its MLflow store and,
+    where trials draw figures, draw one throw-away set (:func:`plots.warm_up`: the font and
+    glyphs the first trial's figures would pay for). :func:`join_background_imports` waits for
+    every such thread.
 
-    Anything that fails here is retried, and raises, in the main thread when the code that
-    needs it runs. MLflow caches a store per URI, so the search's own client finds it open (for
-    SQLite that is ~1.5 s of SQLAlchemy imports and the schema check).
+    Anything that fails here is retried, and raises, where the code that needs it runs. MLflow
+    caches a store per URI, so the search's own client finds it open (for SQLite that is ~1.5 s
+    of SQLAlchemy imports and the schema check).
     """
     enabled = tracking is not None and tracking.enabled
 
     def work() -> None:
+        if after is not None:
+            after.join()
         for name in modules:
             with contextlib.suppress(Exception):
                 importlib.import_module(name)
@@ -271,24 +286,30 @@ def import_in_background(
                 warm_up()
 
     thread = threading.Thread(target=work, name="automl-imports", daemon=True)
+    _background.append(thread)
     thread.start()
     return thread
 
 
-def start_ray_and_import(
-    address: str | None = None, stacked: bool = True, tracking: Any = None
-) -> None:
+def join_background_imports() -> None:
+    """Wait for every thread :func:`import_in_background` started."""
+    for thread in list(_background):
+        thread.join()
+    _background[:] = [t for t in _background if t.is_alive()]
+
+
+def start_ray_and_import(address: str | None = None, stacked: bool = True) -> None:
     """:func:`ensure_ray`, with the driver's heavy imports overlapping its start-up.
 
-    ``stacked``: the refit will train as a stacked model (no torch.optim step, so no
-    torch._dynamo to import). ``tracking``: the search's tracking settings; its store is opened
-    (and its figures' font set up) meanwhile.
+    MLflow is not among them: the search imports it, opens its store and starts its parent run
+    in a thread once its trials are submitted (``tracking.parentstart``; in the driver's one
+    GIL, MLflow's imports beside the search's own set-up slowed both). ``stacked``: the refit
+    will train as a stacked model (no torch.optim step, so no torch._dynamo to import).
     """
     import ray
 
     if ray.is_initialized():
         return
-    modules = DRIVER_MODULES + (() if stacked else UNSTACKED_MODULES)
-    thread = import_in_background(modules, tracking)
+    search = import_in_background(SEARCH_MODULES + (() if stacked else UNSTACKED_MODULES))
     ensure_ray(address)
-    thread.join()
+    search.join()

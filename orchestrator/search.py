@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +16,10 @@ from ray import tune
 from orchestrator.config import Config, apply_overrides, validate_config
 from orchestrator.crossval import main_metric, metric_mode
 from orchestrator.defaults import with_default_space
-from orchestrator.errors import AutoMLError, ConfigError
+from orchestrator.errors import AutoMLError, ConfigError, TrackingError
 from orchestrator.folds import PreparedData, precompute_folds
 from orchestrator.pipeline import PreparedRun, RefitResult, prepare_run, refit_and_test
-from orchestrator.raystart import ensure_ray, import_in_background
+from orchestrator.raystart import ensure_ray
 from orchestrator.space import (
     expected_trials,
     grid_size,
@@ -28,6 +27,8 @@ from orchestrator.space import (
     validate_space,
 )
 from orchestrator.trials import (
+    OnFirstReport,
+    StopIf,
     TrialPrinter,
     TrialSummary,
     WhenTrialsRunOut,
@@ -172,13 +173,7 @@ def run_search(
     started = time.perf_counter()
     # Ray first: its workers import what trials need while the data is prepared
     ensure_ray(address)
-    warm_up = None
-    if config.tracking.enabled and "orchestrator.tracking" not in sys.modules:
-        # MLflow's imports and the store's opening (~2 s) overlap the data preparation
-        warm_up = import_in_background(("orchestrator.tracking",), config.tracking)
     run = prepare_run(config)
-    if warm_up is not None:
-        warm_up.join()
     config = with_default_space(config, run.prepared.family)
     search = config.search
     parsed = validate_space(config)
@@ -187,62 +182,56 @@ def run_search(
     config = apply_overrides(config, {"search.metric": metric, "search.mode": mode})
     name = name or config.tracking.experiment or time.strftime("search-%Y%m%d-%H%M%S")
     exp_dir = storage_root(storage) / name
+    expected = expected_trials(parsed, search.algorithm, search.num_samples)
 
-    tracker = None
+    prepared = trial_data(run.prepared, config)
+    parent, writer, tail, stop = None, None, [], None
     if config.tracking.enabled:
-        from orchestrator.tracking import SearchTracker, describe_dataset
-
-        # MLFLOW_RUN_ID (set by `mlflow run`) left the environment before Ray started, so that
-        # workers cannot inherit it and collapse every trial into one run; the tracker takes it
-        # back from orchestrator.raystart and makes that run the parent
-        tracker = SearchTracker(config.tracking.tracking_uri, config.tracking.experiment or name)
-        tracker.start(
-            config,
-            name,
-            tags={
-                "automl.family": run.prepared.family,
-                "automl.task": run.prepared.task,
-                "automl.ray_experiment": str(exp_dir),
-            },
-            params={"search.space": json.dumps(search.space)},
-            dataset=describe_dataset(run),
-            resume=resume,
-            metric=metric,
-            mode=mode,
-        )
-    writer = None
-    if tracker is not None:
+        from orchestrator.tracking.parentstart import ParentRunStart
         from orchestrator.tracking.writer import TrialRunWriter
 
-        # the trials' child runs are written here, in the driver, from what the trials report
+        # the trials' child runs are written here, in the driver, from what the trials report;
+        # the writer queues them until the parent run, started meanwhile, exists
         writer = TrialRunWriter(
-            tracker.ids,
+            None,
             config,
             run.prepared.task,
             run.cleaning.to_dict(),
             reattach=resume or search.max_failures > 0,
         )
-    expected = expected_trials(parsed, search.algorithm, search.num_samples)
-    tail = []
-    if writer is not None and refit:
-        from orchestrator.tracking import prewarm_model_logging
-
-        # MLflow's first-model work, on the core the search's tail leaves idle
-        tail.append(WhenTrialsRunOut(expected, prewarm_model_logging))
+        parent = ParentRunStart(
+            lambda: _start_parent_run(config, name, run, exp_dir, resume, metric, mode),
+            writer,
+            then=_figure_warm_up if config.tracking.trial_figures != "none" else None,
+        )
+        stop = StopIf(lambda: parent.failed)
+        if resume:  # Tune restores its callbacks from the experiment, without OnFirstReport
+            parent.begin()
+        else:
+            tail.append(OnFirstReport(parent.begin))
+        if refit:  # MLflow's first-model work, on the core the search's tail leaves idle
+            tail.append(WhenTrialsRunOut(expected, _prewarm_model_logging))
+    tracker = None
     try:
         with writer if writer is not None else contextlib.nullcontext():
-            trials = _tune(
-                config,
-                trial_data(run.prepared, config),
-                parsed,
-                name,
-                exp_dir,
-                resume,
-                address,
-                [writer, *tail, *(callbacks or [])] if writer is not None else callbacks,
-                on_trial,
-                tracking=writer is not None,
-            )
+            try:
+                trials = _tune(
+                    config,
+                    prepared,
+                    parsed,
+                    name,
+                    exp_dir,
+                    resume,
+                    address,
+                    [writer, *tail, *(callbacks or [])] if writer is not None else callbacks,
+                    on_trial,
+                    tracking=writer is not None,
+                    stop=stop,
+                )
+            finally:  # the writer, closing, waits for the parent run: it must have begun
+                if parent is not None:
+                    parent.begin()
+        tracker = parent.result() if parent is not None else None
         if tracker is not None:
             tracker.close_open_trials({t.trial_id: (t.status, t.error) for t in trials})
             if writer.errors:
@@ -258,9 +247,9 @@ def run_search(
             best_config = apply_overrides(config, best.config)
             if refit:
                 if tracker is not None:
-                    from orchestrator.tracking import log_refit, prewarm_model_logging
+                    from orchestrator.tracking import log_refit
 
-                    prewarm_model_logging()
+                    _prewarm_model_logging()
                 refit_result = refit_and_test(run, best_config, best_epochs(best, best_config))
                 if tracker is not None:
                     refit_result.tracking = log_refit(
@@ -274,6 +263,9 @@ def run_search(
                         input_example=_input_example(run),
                     )
     except BaseException as exc:  # an error or an interrupt: the parent never stays RUNNING
+        if tracker is None and parent is not None and not parent.failed:
+            with contextlib.suppress(Exception):
+                tracker = parent.result()
         if tracker is not None:
             killed = isinstance(exc, KeyboardInterrupt | SearchInterrupted)
             status = "KILLED" if killed else "FAILED"
@@ -297,6 +289,56 @@ def run_search(
         writer.seconds if writer is not None else 0.0,
         writer.cpu_seconds if writer is not None else 0.0,
     )
+
+
+def _start_parent_run(config, name, run, exp_dir, resume, metric, mode):
+    """The search's MLflow parent run (in ParentRunStart's thread); returns its SearchTracker.
+
+    MLFLOW_RUN_ID (set by ``mlflow run``) left the environment before Ray started, so that
+    workers cannot inherit it and collapse every trial into one run; the tracker takes it back
+    from orchestrator.raystart and makes that run the parent.
+    """
+    from orchestrator.tracking import SearchTracker, describe_dataset, resolve_tracking_uri
+
+    uri = config.tracking.tracking_uri
+    try:
+        tracker = SearchTracker(uri, config.tracking.experiment or name)
+        tracker.start(
+            config,
+            name,
+            tags={
+                "automl.family": run.prepared.family,
+                "automl.task": run.prepared.task,
+                "automl.ray_experiment": str(exp_dir),
+            },
+            params={"search.space": json.dumps(config.search.space)},
+            dataset=describe_dataset(run),
+            resume=resume,
+            metric=metric,
+            mode=mode,
+        )
+    except AutoMLError:
+        raise
+    except Exception as err:
+        cause = (str(err).strip().splitlines() or [""])[0][:300]
+        raise TrackingError(
+            f"the search's MLflow run could not be started in the tracking store "
+            f"{resolve_tracking_uri(uri)!r} ({type(err).__name__}: {cause}); "
+            f"check --tracking-uri, tracking.tracking_uri or MLFLOW_TRACKING_URI"
+        ) from err
+    return tracker
+
+
+def _figure_warm_up() -> None:
+    from orchestrator.plots import warm_up
+
+    warm_up()
+
+
+def _prewarm_model_logging() -> None:
+    from orchestrator.tracking.registry import prewarm_model_logging
+
+    prewarm_model_logging()
 
 
 def _classes(refit: RefitResult) -> list[str] | None:
@@ -341,7 +383,9 @@ def trial_data(prepared: PreparedData, config: Config) -> PreparedData:
     return precompute_folds(prepared, config)
 
 
-def _tune(config, prepared, parsed, name, exp_dir, resume, address, callbacks, on_trial, tracking):
+def _tune(
+    config, prepared, parsed, name, exp_dir, resume, address, callbacks, on_trial, tracking, stop
+):
     """Submit the trials to Ray Tune (or resume them) and summarise every trial."""
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -369,6 +413,7 @@ def _tune(config, prepared, parsed, name, exp_dir, resume, address, callbacks, o
         name=name,
         storage_path=str(exp_dir.parent),
         failure_config=tune.FailureConfig(max_failures=search.max_failures),
+        stop=stop,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         # Tune's CSV and JSON result files (its ResultGrid reads them) but not its TensorBoard
         # files: the metrics are in MLflow, and tensorboardX cost the driver ~0.6 s of CPU per

@@ -122,6 +122,53 @@ class TrialPrinter(tune.Callback):
             self.on_trial(_live_summary(trial, "ERROR"))
 
 
+class StopIf(tune.Stopper):
+    """A Tune stopper that ends the whole search once ``condition()`` holds (the search's
+    MLflow parent run could not be started: ``tracking.parentstart``)."""
+
+    def __init__(self, condition: Callable[[], bool] | None) -> None:
+        self.condition = condition
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.condition is not None and bool(self.condition())
+
+    def __reduce__(self):
+        # Tune pickles the run config into the experiment folder; a resumed search's stopper
+        # (restored from there) never stops it: its writer still drops what it cannot write
+        return (StopIf, (None,))
+
+
+class OnFirstReport(tune.Callback):
+    """A Tune callback on the driver that calls ``action`` once: at the first report, end or
+    failure of any trial, or at the end of the search if none came (Tune has then started the
+    first trials, and its loop mostly waits)."""
+
+    def __init__(self, action: Callable[[], Any]) -> None:
+        self.action = action
+        self.done = False
+
+    def _fire(self, *args, **info) -> None:
+        if not self.done:
+            self.done = True
+            self.action()
+
+    on_trial_result = on_trial_complete = on_trial_error = _fire
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self._fire()
+
+    def __reduce__(self):
+        # Tune pickles its callbacks into the experiment folder; a resumed search gets its own
+        return (OnFirstReport, (_nothing,))
+
+
+def _nothing() -> None:
+    return None
+
+
 class WhenTrialsRunOut(tune.Callback):
     """A Tune callback on the driver that calls ``action`` once, in the search's tail: every
     one of the ``expected`` trials has been created, none waits to start, and fewer run than

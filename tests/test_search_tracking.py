@@ -82,3 +82,85 @@ def test_tracked_search_is_reviewable_in_mlflow(tmp_path, monkeypatch):
     np.testing.assert_allclose(
         got.filter(like="proba_").to_numpy(), expected.filter(like="proba_").to_numpy(), atol=1e-6
     )
+
+
+def test_a_tracking_store_that_fails_stops_the_search_with_one_line(tmp_path):
+    """The parent run starts beside the first trials; where it cannot (here the SQLite file's
+    folder is a file), the search stops and reports why in one line."""
+    from orchestrator.errors import TrackingError
+
+    (tmp_path / "afile").write_text("")
+    uri = f"sqlite:///{tmp_path / 'afile' / 'mlflow.db'}"
+    config = tiny_config(
+        **{
+            "tracking.enabled": True,
+            "tracking.tracking_uri": uri,
+            "search.algorithm": "grid",
+            "search.space": {"training.optimizer.lr": {"grid": [1e-2, 3e-2]}},
+        }
+    )
+    with pytest.raises(TrackingError) as caught:
+        run_search(config, name="broken", storage=str(tmp_path / "rr"), refit=False)
+    message = str(caught.value)
+    assert "\n" not in message and uri in message and "FileExistsError" in message
+
+
+# In a fresh interpreter, as `automl search` runs: the search submits its trials before MLflow is
+# imported (the parent run starts beside them), and every trial still gets its child run.
+DEFERRED_SCRIPT = r"""
+import json, sys
+from ray import tune
+from orchestrator.raystart import ensure_ray, stop_ray
+from orchestrator.search import run_search
+from tests.conftest import tiny_config
+
+seen = {}
+fit = tune.Tuner.fit
+def spy(self):
+    seen["mlflow_at_fit"] = "mlflow" in sys.modules
+    return fit(self)
+tune.Tuner.fit = spy
+ensure_ray(num_cpus=2)
+config = tiny_config(**{"tracking.enabled": True, "tracking.tracking_uri": sys.argv[1],
+    "search.algorithm": "grid", "training.epochs": 3,
+    "search.space": {"training.optimizer.lr": {"grid": [1e-2, 2e-2, 3e-2]}}})
+result = run_search(config, name="deferred", storage=sys.argv[2], refit=False)
+stop_ray()
+from mlflow import MlflowClient
+client = MlflowClient(sys.argv[1])
+exp = client.get_experiment_by_name("deferred")
+runs = client.search_runs([exp.experiment_id])
+seen["trial_runs"] = sorted(r.data.tags["automl.trial_id"] for r in runs
+                            if r.data.tags.get("automl.role") == "trial")
+seen["statuses"] = sorted(r.info.status for r in runs)
+seen["trials"] = sorted(t.trial_id for t in result.trials)
+print("RESULT " + json.dumps(seen))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_trials_start_before_mlflow_is_imported_and_all_get_their_runs(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.e2e_helpers import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MLFLOW_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-c", DEFERRED_SCRIPT, uri, str(tmp_path / "rr")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    found = json.loads(line.removeprefix("RESULT "))
+    assert found["mlflow_at_fit"] is False
+    assert found["trial_runs"] == found["trials"] and len(found["trials"]) == 3
+    assert found["statuses"] == ["FINISHED"] * 4  # the parent and its three trials

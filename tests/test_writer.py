@@ -248,3 +248,38 @@ def test_a_resumed_search_draws_best_figures_only_for_trials_that_beat_its_earli
         if "confusion_matrix.png" in {a.path for a in client.list_artifacts(found.info.run_id)}
     }
     assert with_png == {"t1", "t3"}
+
+
+@pytest.mark.parametrize("parent_starts", [True, False], ids=["attached", "failed"])
+def test_a_writer_queues_what_tune_sends_until_its_parent_run_exists(search, parent_starts):
+    """Without ids, Tune's side still takes every payload out of the result at once; the runs
+    are written after attach(), and nothing is after attach_failed()."""
+    import threading
+    import time
+
+    tracker, config = search
+    writer = TrialRunWriter(None, config, "classification")
+    result = {RESULT_KEY: {"epochs": [(1, {"val_accuracy": 0.5})]}, "val_accuracy": 0.5}
+    with writer:
+        writer.on_trial_start(0, [], _trial("t1", 0.01))
+        writer.on_trial_result(0, [], _trial("t1", 0.01), result)
+        assert result[RESULT_KEY] == {}  # emptied for Tune's loggers before any MLflow call
+        writer.on_trial_complete(0, [], SimpleNamespace(trial_id="t1"))
+        time.sleep(0.2)
+        assert _runs(MlflowClient(tracker.tracking_uri), tracker) == {}  # waiting for the ids
+        later = threading.Timer(
+            0.2,
+            (lambda: writer.attach(tracker.ids))
+            if parent_starts
+            else (lambda: writer.attach_failed(RuntimeError("no store"))),
+        )
+        later.start()
+    runs = _runs(MlflowClient(tracker.tracking_uri), tracker)
+    if parent_starts:
+        assert set(runs) == {"t1"} and runs["t1"].data.tags["automl.status"] == "STOPPED"
+        history = MlflowClient(tracker.tracking_uri).get_metric_history(
+            runs["t1"].info.run_id, "val_accuracy"
+        )
+        assert [(m.step, m.value) for m in history] == [(1, 0.5)]
+    else:
+        assert runs == {} and writer.errors == []

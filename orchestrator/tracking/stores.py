@@ -23,6 +23,19 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
+from orchestrator.tracking.keys import (  # noqa: F401  (re-exported: stores was their home)
+    LOWER_IS_BETTER,
+    TAG_ERROR,
+    TAG_METRIC,
+    TAG_MODE,
+    TAG_ROLE,
+    TAG_SEARCH,
+    TAG_STATUS,
+    TAG_TRIAL,
+    default_mode,
+    is_better,
+    metric_base,
+)
 from orchestrator.tracking.sqlbatch import log_batch
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
@@ -31,15 +44,6 @@ METRICS_PER_BATCH = 1000
 PARAMS_PER_BATCH = 100
 TRUNCATED = "...[truncated]"
 DEFAULT_EXPERIMENT = "automl"
-LOWER_IS_BETTER = {"loss", "log_loss", "mse", "rmse", "mae"}
-
-TAG_ROLE = "automl.role"  # search | trial | refit
-TAG_SEARCH = "automl.search"
-TAG_TRIAL = "automl.trial_id"
-TAG_METRIC = "automl.metric"
-TAG_MODE = "automl.mode"
-TAG_STATUS = "automl.status"
-TAG_ERROR = "automl.error"
 
 
 # --------------------------------------------------------------------------- store location
@@ -152,27 +156,6 @@ def param_value(value: Any) -> str:
 def one_line(text: str, limit: int = MAX_TAG_LENGTH) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - len(TRUNCATED)] + TRUNCATED
-
-
-def metric_base(metric: str) -> str:
-    """``val_accuracy`` / ``cv_accuracy_mean`` / ``test_accuracy`` -> ``accuracy``."""
-    name = metric.removesuffix("_mean")
-    for prefix in ("val_", "test_", "cv_"):
-        name = name.removeprefix(prefix)
-    return name
-
-
-def default_mode(metric: str) -> str:
-    return "min" if metric_base(metric) in LOWER_IS_BETTER else "max"
-
-
-def is_better(new: float | None, old: float | None, mode: str) -> bool:
-    """Strictly better; a missing or NaN ``old`` loses to any finite ``new``."""
-    if new is None or not np.isfinite(new):
-        return False
-    if old is None or not np.isfinite(old):
-        return True
-    return new > old if mode == "max" else new < old
 
 
 def param_items(params: dict[str, Any], skip=()) -> list[Param]:

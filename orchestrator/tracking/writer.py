@@ -19,14 +19,16 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
 from orchestrator.config import Config
-from orchestrator.tracking.stores import TAG_STATUS, is_better, metric_base
-from orchestrator.tracking.trialrun import TrialTracker
+from orchestrator.tracking.keys import TAG_STATUS, is_better, metric_base
 from orchestrator.trial import RESULT_KEY, trial_config
+
+if TYPE_CHECKING:
+    from orchestrator.tracking.trialrun import TrialTracker
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ def active_writer() -> tune.Callback:
 class TrialRunWriter(tune.Callback):
     """Logs each trial's child run under the parent ``ids`` from the driver.
 
+    ``ids`` (tracking URI, experiment id, parent run id) may come later, through
+    :meth:`attach`, once the parent run exists: Tune's side only queues, and the writer thread
+    waits for them before it writes anything (or, after :meth:`attach_failed`, drops it all).
     ``reattach`` looks for a trial's run from an earlier attempt (a resumed search, a retried
     trial) before creating one. ``seconds`` is the writer's busy time in all and ``cpu_seconds``
     the CPU time its thread used meanwhile (benchmark B3: the wall time also holds waits for the
@@ -51,7 +56,7 @@ class TrialRunWriter(tune.Callback):
 
     def __init__(
         self,
-        ids: tuple[str, str, str],
+        ids: tuple[str, str, str] | None,
         base_config: Config,
         task: str,
         cleaning: dict[str, Any] | None = None,
@@ -71,6 +76,20 @@ class TrialRunWriter(tune.Callback):
         self._best_seeded = False  # (a resumed search's earlier trials count: _seed_best)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._ready = threading.Event()  # ids known, or their run could not be made
+        self._start_error: BaseException | None = None
+        if ids is not None:
+            self._ready.set()
+
+    def attach(self, ids: tuple[str, str, str]) -> None:
+        """The parent run's ids: the writer thread starts writing what is queued."""
+        self.ids = ids
+        self._ready.set()
+
+    def attach_failed(self, error: BaseException) -> None:
+        """The parent run could not be made: nothing queued or to come is written."""
+        self._start_error = error
+        self._ready.set()
 
     def __enter__(self) -> TrialRunWriter:
         _ACTIVE.append(self)
@@ -126,8 +145,13 @@ class TrialRunWriter(tune.Callback):
 
     # ----------------------------------------------------------------- the writer thread
     def _drain(self) -> None:
+        self._ready.wait()
         while True:
             kind, trial_id, data = self._queue.get()
+            if self._start_error is not None:  # no parent run: the search reports why
+                if kind is _CLOSE:
+                    return
+                continue
             started, started_cpu = time.perf_counter(), time.thread_time()
             if kind is _CLOSE:
                 for open_id, tracker in list(self._trackers.items()):
@@ -159,6 +183,8 @@ class TrialRunWriter(tune.Callback):
         if kind == "start":
             if tracker is not None:  # a retried trial goes on in the run it has
                 return
+            from orchestrator.tracking.trialrun import TrialTracker  # MLflow, in this thread
+
             config = trial_config(self.base_config, data)
             tracker = TrialTracker(*self.ids, reattach=self.reattach)
             tracker.start(trial_id, config)
@@ -201,7 +227,6 @@ class TrialRunWriter(tune.Callback):
             return False
         self._best = float(value)
         return True
-
 
     def _seed_best(self) -> float | None:
         """For a resumed (or retried) search, the best CV mean among the trial runs that
