@@ -38,7 +38,8 @@ DRIVER_STAGES: dict[str, tuple[str, str]] = {
     "whole search (run_search)": ("orchestrator/search.py", "run_search"),
     "Ray start (ensure_ray)": ("orchestrator/raystart.py", "ensure_ray"),
     "data preparation (prepare_run)": ("orchestrator/pipeline.py", "prepare_run"),
-    "MLflow parent run start": ("orchestrator/tracking/runs.py", "start"),
+    # (the MLflow parent run starts in a thread beside the trials: outside this profile)
+    "driver-fitted folds (precompute_folds)": ("orchestrator/folds.py", "precompute_folds"),
     "Tuner.fit (all trials)": ("ray/tune/tuner.py", "fit"),
     "refit and test": ("orchestrator/pipeline.py", "refit_and_test"),
     "MLflow refit logging (log_refit)": ("orchestrator/tracking/registry.py", "log_refit"),
