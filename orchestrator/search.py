@@ -16,7 +16,7 @@ from ray import tune
 from orchestrator.config import Config, apply_overrides, validate_config
 from orchestrator.crossval import main_metric, metric_mode
 from orchestrator.defaults import with_default_space
-from orchestrator.errors import AutoMLError, ConfigError, TrackingError
+from orchestrator.errors import AutoMLError, ConfigError
 from orchestrator.folds import PreparedData, precompute_folds
 from orchestrator.pipeline import PreparedRun, RefitResult, prepare_run, refit_and_test
 from orchestrator.raystart import ensure_ray
@@ -298,34 +298,23 @@ def _start_parent_run(config, name, run, exp_dir, resume, metric, mode):
     workers cannot inherit it and collapse every trial into one run; the tracker takes it back
     from orchestrator.raystart and makes that run the parent.
     """
-    from orchestrator.tracking import SearchTracker, describe_dataset, resolve_tracking_uri
+    from orchestrator.tracking import SearchTracker, describe_dataset
 
-    uri = config.tracking.tracking_uri
-    try:
-        tracker = SearchTracker(uri, config.tracking.experiment or name)
-        tracker.start(
-            config,
-            name,
-            tags={
-                "automl.family": run.prepared.family,
-                "automl.task": run.prepared.task,
-                "automl.ray_experiment": str(exp_dir),
-            },
-            params={"search.space": json.dumps(config.search.space)},
-            dataset=describe_dataset(run),
-            resume=resume,
-            metric=metric,
-            mode=mode,
-        )
-    except AutoMLError:
-        raise
-    except Exception as err:
-        cause = (str(err).strip().splitlines() or [""])[0][:300]
-        raise TrackingError(
-            f"the search's MLflow run could not be started in the tracking store "
-            f"{resolve_tracking_uri(uri)!r} ({type(err).__name__}: {cause}); "
-            f"check --tracking-uri, tracking.tracking_uri or MLFLOW_TRACKING_URI"
-        ) from err
+    tracker = SearchTracker(config.tracking.tracking_uri, config.tracking.experiment or name)
+    tracker.start(  # a store that cannot be used raises TrackingError
+        config,
+        name,
+        tags={
+            "automl.family": run.prepared.family,
+            "automl.task": run.prepared.task,
+            "automl.ray_experiment": str(exp_dir),
+        },
+        params={"search.space": json.dumps(config.search.space)},
+        dataset=describe_dataset(run),
+        resume=resume,
+        metric=metric,
+        mode=mode,
+    )
     return tracker
 
 

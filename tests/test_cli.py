@@ -159,6 +159,18 @@ def test_bad_input_is_one_line_exit_2(bad_files, args, message):
     assert re.search(message, lines[0], re.IGNORECASE), lines[0]
 
 
+def test_a_tracking_store_that_cannot_be_used_is_one_line_exit_2(tmp_path):
+    (tmp_path / "afile").write_text("")  # the SQLite file's folder is a file
+    uri = f"sqlite:///{tmp_path / 'afile' / 'mlflow.db'}"
+    result = CliRunner().invoke(
+        main, ["train", "--data", "builtin:iris", *FAST[:4], "--tracking-uri", uri]
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert uri in lines[0] and "tracking" in lines[0]
+
+
 @pytest.mark.usefixtures("ray_session")
 def test_search_without_a_config_runs_a_default_search(tmp_path, tiny_csv, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from orchestrator.errors import AutoMLError
+from orchestrator.errors import AutoMLError, TrackingError
 from orchestrator.raystart import take_outer_run_id
 from orchestrator.tracking.stores import (
     DEFAULT_EXPERIMENT,
@@ -34,6 +34,16 @@ if TYPE_CHECKING:
     from orchestrator.config import Config
 
 
+def store_error(tracking_uri: str, err: Exception) -> TrackingError:
+    """One line for a tracking store that cannot be used, naming it and the cause."""
+    cause = (str(err).strip().splitlines() or [""])[0][:300]
+    return TrackingError(
+        f"the MLflow run could not be started in the tracking store {tracking_uri!r} "
+        f"({type(err).__name__}: {cause}); check --tracking-uri, tracking.tracking_uri or "
+        f"MLFLOW_TRACKING_URI"
+    )
+
+
 # --------------------------------------------------------------------------- the search
 class SearchTracker:
     """The driver's parent run of one search. Use as a context manager so that it always ends."""
@@ -41,7 +51,10 @@ class SearchTracker:
     def __init__(self, tracking_uri: str | None = None, experiment_name: str = DEFAULT_EXPERIMENT):
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.experiment_name = experiment_name
-        self.client = MlflowClient(self.tracking_uri)
+        try:
+            self.client = MlflowClient(self.tracking_uri)
+        except Exception as err:
+            raise store_error(self.tracking_uri, err) from err
         self.experiment_id: str | None = None
         self.parent_run_id: str | None = None
         self._ended = False
@@ -57,7 +70,18 @@ class SearchTracker:
         metric: str | None = None,
         mode: str | None = None,
     ) -> str:
-        """Create (or adopt, or re-attach to) the parent run and return its id."""
+        """Create (or adopt, or re-attach to) the parent run and return its id.
+
+        A store that cannot be used raises :class:`TrackingError`, one line naming it.
+        """
+        try:
+            return self._start(config, name, tags, params, dataset, resume, metric, mode)
+        except AutoMLError:
+            raise
+        except Exception as err:
+            raise store_error(self.tracking_uri, err) from err
+
+    def _start(self, config, name, tags, params, dataset, resume, metric, mode) -> str:
         client = self.client
         search = config.search
         metric = metric or search.metric
