@@ -60,6 +60,25 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def script_result(script: str, *args: str, timeout: int = 280, drop=("RAY_",)) -> str:
+    """Run ``script`` in a fresh interpreter from the repository root (without the environment
+    variables starting with ``drop``); returns the rest of its ``RESULT `` line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env["PYTHONPATH"] = str(ROOT)
+    env.pop("AUTOML_PRESTART_WORKERS", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    return line.removeprefix("RESULT ")
+
+
 def stop_process_group(proc: subprocess.Popen) -> None:
     """SIGTERM the process group started with ``start_new_session``, then SIGKILL what is left.
 

@@ -160,27 +160,17 @@ def test_a_worker_on_driver_folds_never_imports_scikit_learn(tmp_path, in_driver
     """In a fresh interpreter, as in a Ray worker: the trainable's imports and a whole
     cross-validation on the driver's folds load no scikit-learn; on its own folds it does."""
     import pickle
-    import subprocess
-    import sys
 
     from orchestrator.folds import precompute_folds
-    from tests.e2e_helpers import ROOT
+    from tests.e2e_helpers import script_result
 
     config = tiny_config(**{"split.folds": 3, "training.epochs": 2})
     prepared = prepare_run(config).prepared
     if in_driver:
         prepared = precompute_folds(prepared, config)
     (tmp_path / "prepared.pkl").write_bytes(pickle.dumps(prepared))
-    proc = subprocess.run(
-        [sys.executable, "-c", WORKER_SCRIPT, str(tmp_path / "prepared.pkl")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
-    assert line.startswith("RESULT [] ")  # importing the trainable loads neither
+    line = script_result(WORKER_SCRIPT, str(tmp_path / "prepared.pkl"), timeout=120)
+    assert line.startswith("[] ")  # importing the trainable loads neither
     after = "[]" if in_driver else "['scipy', 'sklearn']"
     assert f"] {after} " in line, line
     history = list(cross_validate(prepared, config))  # the same result as in this process

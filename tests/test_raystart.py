@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 import ray
 
 from orchestrator import raystart
-from tests.e2e_helpers import ROOT
+from tests.e2e_helpers import script_result
 
 
 @pytest.fixture
@@ -153,20 +152,7 @@ print("RESULT " + json.dumps({"idle": sorted(idle), "trials": trial_pids,
 
 @pytest.mark.timeout(300)
 def test_trials_run_in_the_prestarted_preloaded_workers(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env.pop("AUTOML_PRESTART_WORKERS", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", PRESTART_SCRIPT, str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    found = json.loads(line.removeprefix("RESULT "))
+    found = json.loads(script_result(PRESTART_SCRIPT, str(tmp_path)))
     assert len(found["idle"]) == 2, found
     # every trial ran in one of the idle workers that Ray started (and preloaded) at ray.init
     assert found["trials"] and set(found["trials"]) <= set(found["idle"]), found

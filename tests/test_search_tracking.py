@@ -141,26 +141,12 @@ print("RESULT " + json.dumps(seen))
 @pytest.mark.timeout(300)
 def test_trials_start_before_mlflow_is_imported_and_all_get_their_runs(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
 
-    from tests.e2e_helpers import ROOT
+    from tests.e2e_helpers import script_result
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MLFLOW_"))}
-    env["PYTHONPATH"] = str(ROOT)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = subprocess.run(
-        [sys.executable, "-c", DEFERRED_SCRIPT, uri, str(tmp_path / "rr")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    found = json.loads(line.removeprefix("RESULT "))
+    result = script_result(DEFERRED_SCRIPT, uri, str(tmp_path / "rr"), drop=("RAY_", "MLFLOW_"))
+    found = json.loads(result)
     assert found["mlflow_at_fit"] is False
     assert found["trial_runs"] == found["trials"] and len(found["trials"]) == 3
     assert found["statuses"] == ["FINISHED"] * 4  # the parent and its three trials
