@@ -6,6 +6,7 @@ Also the driver callback that reports each finished trial, and the choice of the
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,12 +144,21 @@ class StopIf(tune.Stopper):
 
 class OnFirstReport(tune.Callback):
     """A Tune callback on the driver that calls ``action`` once: at the first report, end or
-    failure of any trial, or at the end of the search if none came (Tune has then started the
-    first trials, and its loop mostly waits)."""
+    failure of any trial (Tune has then started the first trials, and its loop mostly waits),
+    or ``within_s`` after Tune's loop began if none came by then (a slow first epoch must not
+    keep the search's parent run out of the MLflow UI for long), or at the end of the search."""
 
-    def __init__(self, action: Callable[[], Any]) -> None:
-        self.action = action
+    def __init__(self, action: Callable[[], Any], within_s: float = 5.0) -> None:
+        self.action, self.within_s = action, within_s
         self.done = False
+        self._first_step: float | None = None
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        now = time.monotonic()
+        if self._first_step is None:
+            self._first_step = now
+        if now - self._first_step >= self.within_s:
+            self._fire()
 
     def _fire(self, *args, **info) -> None:
         if not self.done:

@@ -324,3 +324,23 @@ def test_model_logging_is_prewarmed_once_per_process():
     assert prewarm_model_logging() is first
     first.join(60)
     assert not first.is_alive()
+
+
+def test_the_parent_run_starts_at_the_first_report_or_within_its_deadline():
+    from orchestrator.trials import OnFirstReport
+
+    fired: list[str] = []
+    hook = OnFirstReport(lambda: fired.append("x"), within_s=60.0)
+    hook.on_step_begin(0, [])
+    hook.on_step_begin(1, [])
+    assert fired == []  # Tune's loop runs, no report yet, deadline far
+    hook.on_trial_result(2, [], _Trial("RUNNING"), {})
+    hook.on_trial_complete(3, [], _Trial("TERMINATED"))
+    hook.on_experiment_end([])
+    assert fired == ["x"]  # once
+
+    late: list[str] = []
+    hook = OnFirstReport(lambda: late.append("x"), within_s=0.0)
+    hook.on_step_begin(0, [])  # no report ever came: the deadline starts it
+    hook.on_step_begin(1, [])
+    assert late == ["x"]
