@@ -27,11 +27,8 @@ from orchestrator.space import (
     validate_space,
 )
 from orchestrator.trials import (
-    OnFirstReport,
-    StopIf,
     TrialPrinter,
     TrialSummary,
-    WhenTrialsRunOut,
     best_epochs,
     pick_best,
     summarize,
@@ -185,32 +182,13 @@ def run_search(
     expected = expected_trials(parsed, search.algorithm, search.num_samples)
 
     prepared = trial_data(run.prepared, config)
-    parent, writer, tail, stop = None, None, [], None
+    parent, writer, tracking_callbacks, stop = None, None, [], None
     if config.tracking.enabled:
-        from orchestrator.tracking.parentstart import ParentRunStart
-        from orchestrator.tracking.writer import TrialRunWriter
+        from orchestrator.tracking.parentstart import tracked_search
 
-        # the trials' child runs are written here, in the driver, from what the trials report;
-        # the writer queues them until the parent run, started meanwhile, exists
-        writer = TrialRunWriter(
-            None,
-            config,
-            run.prepared.task,
-            run.cleaning.to_dict(),
-            reattach=resume or search.max_failures > 0,
+        writer, parent, tracking_callbacks, stop = tracked_search(
+            config, run, name, exp_dir, resume, expected, refit
         )
-        parent = ParentRunStart(
-            lambda: _start_parent_run(config, name, run, exp_dir, resume, metric, mode),
-            writer,
-            then=_figure_warm_up if config.tracking.trial_figures != "none" else None,
-        )
-        stop = StopIf(lambda: parent.failed)
-        if resume:  # Tune restores its callbacks from the experiment, without OnFirstReport
-            parent.begin()
-        else:
-            tail.append(OnFirstReport(parent.begin))
-        if refit:  # MLflow's first-model work, on the core the search's tail leaves idle
-            tail.append(WhenTrialsRunOut(expected, _prewarm_model_logging))
     tracker = None
     try:
         with writer if writer is not None else contextlib.nullcontext():
@@ -223,7 +201,7 @@ def run_search(
                     exp_dir,
                     resume,
                     address,
-                    [writer, *tail, *(callbacks or [])] if writer is not None else callbacks,
+                    [*tracking_callbacks, *(callbacks or [])] if writer is not None else callbacks,
                     on_trial,
                     tracking=writer is not None,
                     stop=stop,
@@ -247,9 +225,9 @@ def run_search(
             best_config = apply_overrides(config, best.config)
             if refit:
                 if tracker is not None:
-                    from orchestrator.tracking import log_refit
+                    from orchestrator.tracking import log_refit, prewarm_model_logging
 
-                    _prewarm_model_logging()
+                    prewarm_model_logging()  # (begun in the search's tail, if it had one)
                 refit_result = refit_and_test(run, best_config, best_epochs(best, best_config))
                 if tracker is not None:
                     refit_result.tracking = log_refit(
@@ -289,45 +267,6 @@ def run_search(
         writer.seconds if writer is not None else 0.0,
         writer.cpu_seconds if writer is not None else 0.0,
     )
-
-
-def _start_parent_run(config, name, run, exp_dir, resume, metric, mode):
-    """The search's MLflow parent run (in ParentRunStart's thread); returns its SearchTracker.
-
-    MLFLOW_RUN_ID (set by ``mlflow run``) left the environment before Ray started, so that
-    workers cannot inherit it and collapse every trial into one run; the tracker takes it back
-    from orchestrator.raystart and makes that run the parent.
-    """
-    from orchestrator.tracking import SearchTracker, describe_dataset
-
-    tracker = SearchTracker(config.tracking.tracking_uri, config.tracking.experiment or name)
-    tracker.start(  # a store that cannot be used raises TrackingError
-        config,
-        name,
-        tags={
-            "automl.family": run.prepared.family,
-            "automl.task": run.prepared.task,
-            "automl.ray_experiment": str(exp_dir),
-        },
-        params={"search.space": json.dumps(config.search.space)},
-        dataset=describe_dataset(run),
-        resume=resume,
-        metric=metric,
-        mode=mode,
-    )
-    return tracker
-
-
-def _figure_warm_up() -> None:
-    from orchestrator.plots import warm_up
-
-    warm_up()
-
-
-def _prewarm_model_logging() -> None:
-    from orchestrator.tracking.registry import prewarm_model_logging
-
-    prewarm_model_logging()
 
 
 def _classes(refit: RefitResult) -> list[str] | None:

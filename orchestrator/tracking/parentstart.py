@@ -15,10 +15,12 @@ raises the error that stopped it.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from orchestrator.errors import TrackingError
 from orchestrator.raystart import join_background_imports
 
 if TYPE_CHECKING:
@@ -70,7 +72,81 @@ class ParentRunStart:
         """The started tracker, once it is; raises what stopped it."""
         self.begin()
         self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._tracker is not None
+        if self._tracker is None:
+            raise self._error or TrackingError("the search's MLflow run was not started")
         return self._tracker
+
+
+def tracked_search(config, run, name, exp_dir, resume, expected, refit):
+    """What a tracked search hands Ray Tune: ``(writer, parent, callbacks, stopper)``.
+
+    The writer (the first callback, so that Tune's own loggers never see the trials' payload)
+    writes the trials' child runs from the driver and queues them until the parent run, begun
+    at the first trial report (at once when resuming: Tune restores its callbacks from the
+    experiment, without that one), exists; with a refit, MLflow's first-model work runs in the
+    search's tail; the stopper ends the search if the parent run cannot be started.
+    """
+    from orchestrator.tracking.writer import TrialRunWriter
+    from orchestrator.trials import OnFirstReport, StopIf, WhenTrialsRunOut
+
+    search = config.search
+    writer = TrialRunWriter(
+        None,
+        config,
+        run.prepared.task,
+        run.cleaning.to_dict(),
+        reattach=resume or search.max_failures > 0,
+    )
+    parent = ParentRunStart(
+        lambda: start_parent_run(config, name, run, exp_dir, resume),
+        writer,
+        then=_figure_warm_up if config.tracking.trial_figures != "none" else None,
+    )
+    callbacks: list = [writer]
+    if resume:
+        parent.begin()
+    else:
+        callbacks.append(OnFirstReport(parent.begin))
+    if refit:  # on the core the search's tail leaves idle
+        callbacks.append(WhenTrialsRunOut(expected, _prewarm_model_logging))
+    return writer, parent, callbacks, StopIf(lambda: parent.failed)
+
+
+def start_parent_run(config, name, run, exp_dir, resume) -> SearchTracker:
+    """The search's MLflow parent run (in ParentRunStart's thread); returns its SearchTracker.
+
+    MLFLOW_RUN_ID (set by ``mlflow run``) left the environment before Ray started, so that
+    workers cannot inherit it and collapse every trial into one run; the tracker takes it back
+    from orchestrator.raystart and makes that run the parent. A store that cannot be used
+    raises TrackingError.
+    """
+    from orchestrator.tracking import SearchTracker, describe_dataset
+
+    tracker = SearchTracker(config.tracking.tracking_uri, config.tracking.experiment or name)
+    tracker.start(
+        config,
+        name,
+        tags={
+            "automl.family": run.prepared.family,
+            "automl.task": run.prepared.task,
+            "automl.ray_experiment": str(exp_dir),
+        },
+        params={"search.space": json.dumps(config.search.space)},
+        dataset=describe_dataset(run),
+        resume=resume,
+        metric=config.search.metric,
+        mode=config.search.mode,
+    )
+    return tracker
+
+
+def _figure_warm_up() -> None:
+    from orchestrator.plots import warm_up
+
+    warm_up()
+
+
+def _prewarm_model_logging() -> None:
+    from orchestrator.tracking.registry import prewarm_model_logging
+
+    prewarm_model_logging()
