@@ -252,13 +252,11 @@ def reuse_prestarted_workers() -> None:
 def import_in_background(
     modules: tuple[str, ...] = DRIVER_MODULES,
     tracking: Any = None,
-    after: threading.Thread | None = None,
 ) -> threading.Thread:
-    """Import ``modules`` in a daemon thread (once ``after``, another such thread, is done);
-    with ``tracking`` (the search's tracking settings) enabled, then open its MLflow store and,
-    where trials draw figures, draw one throw-away set (:func:`plots.warm_up`: the font and
-    glyphs the first trial's figures would pay for). :func:`join_background_imports` waits for
-    every such thread.
+    """Import ``modules`` in a daemon thread; with ``tracking`` (the search's tracking settings)
+    enabled, then open its MLflow store and, where trials draw figures, draw one throw-away set
+    (:func:`plots.warm_up`: the font and glyphs the first trial's figures would pay for).
+    :func:`join_background_imports` waits for every such thread.
 
     Anything that fails here is retried, and raises, where the code that needs it runs. MLflow
     caches a store per URI, so the search's own client finds it open (for SQLite that is ~1.5 s
@@ -267,8 +265,6 @@ def import_in_background(
     enabled = tracking is not None and tracking.enabled
 
     def work() -> None:
-        if after is not None:
-            after.join()
         for name in modules:
             with contextlib.suppress(Exception):
                 importlib.import_module(name)
