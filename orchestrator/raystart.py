@@ -15,6 +15,7 @@ the driver's own start-up, data preparation and Tune set-up.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import inspect
@@ -61,6 +62,15 @@ LEAN_NODE = {"no_monitor": True, "include_log_monitor": False}
 # start; a test checks they match, and reuse_prestarted_workers compares against Tune's own
 # values at actor creation, so a Ray that changed them only loses the worker reuse.
 TUNE_DEFAULT_ENV = {"PL_DISABLE_FORK": "1"}
+# The callbacks that Tune's usage telemetry counts by name (ray.air._internal.usage), besides its
+# default loggers. It imports their modules to name them, and Ray's MLflow integration imports
+# MLflow: ~2 s on the main thread inside Tuner.fit, before any trial was submitted.
+INTEGRATION_CALLBACKS = (
+    "WandbLoggerCallback",
+    "MLflowLoggerCallback",
+    "CometLoggerCallback",
+    "AimLoggerCallback",
+)
 
 # the environment that the workers of the Ray ensure_ray started inherit, and that Ray's node id
 _worker_env: dict[str, str] | None = None
@@ -247,6 +257,48 @@ def reuse_prestarted_workers() -> None:
         return cache._cache[key]
 
     class_cache._ActorClassCache.get = get
+
+
+def count_callbacks_by_name() -> None:
+    """Make Tune's callback telemetry (``tag_callbacks``, at the start of every ``Tuner.fit``)
+    count the callbacks as it does, by class name, without importing Ray's MLflow, W&B, Comet
+    and Aim integrations to learn their names (:data:`INTEGRATION_CALLBACKS`).
+
+    Without this, the search's own callbacks make Tune import MLflow on the main thread before
+    it submits the first trial, which the search defers until its trials run
+    (``tracking.parentstart``). A Ray without that function is left as it is.
+    """
+    try:
+        from ray.air._internal import usage
+    except Exception:
+        return
+    if not callable(getattr(usage, "_count_callbacks", None)):
+        return
+    if getattr(usage._count_callbacks, "by_name", False):
+        return
+
+    def count(callbacks: list[Any] | None) -> dict[str, int]:
+        from ray.tune import Callback
+        from ray.tune.logger import LoggerCallback
+        from ray.tune.utils.callback import DEFAULT_CALLBACK_CLASSES
+
+        names = set(INTEGRATION_CALLBACKS) | {c.__name__ for c in DEFAULT_CALLBACK_CLASSES}
+        counts: dict[str, int] = collections.defaultdict(int)
+        for callback in callbacks or []:
+            if not isinstance(callback, Callback):
+                continue
+            name = type(callback).__name__
+            if name in names:
+                counts[name] += 1
+            elif isinstance(callback, LoggerCallback):
+                counts["CustomLoggerCallback"] += 1
+            else:
+                counts["CustomCallback"] += 1
+        return counts
+
+    count.by_name = True  # type: ignore[attr-defined]
+    count.original = usage._count_callbacks  # type: ignore[attr-defined]
+    usage._count_callbacks = count
 
 
 def import_in_background(

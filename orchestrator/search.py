@@ -19,7 +19,7 @@ from orchestrator.defaults import with_default_space
 from orchestrator.errors import AutoMLError, ConfigError
 from orchestrator.folds import PreparedData, precompute_folds
 from orchestrator.pipeline import PreparedRun, RefitResult, prepare_run, refit_and_test
-from orchestrator.raystart import ensure_ray
+from orchestrator.raystart import count_callbacks_by_name, ensure_ray
 from orchestrator.space import (
     expected_trials,
     grid_size,
@@ -375,6 +375,7 @@ def _tune(
             ),
             run_config=run_config,
         )
+    count_callbacks_by_name()  # else Tune imports MLflow here, before the first trial
     with _no_default_loggers():
         grid = tuner.fit()
     trials = [summarize(result, config.training.epochs) for result in grid]

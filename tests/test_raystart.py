@@ -185,3 +185,39 @@ def test_background_warm_up_opens_the_tracking_store(tmp_path):
     assert (tmp_path / "mlflow.db").exists()  # created and migrated by the warm-up
     MlflowClient(uri).search_experiments()
     assert cache.cache_info().currsize == stores + 1  # the client reused it
+
+
+def test_tune_callback_telemetry_counts_by_name_as_ray_does():
+    from ray.air._internal import usage
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+    from ray.tune import Callback
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, LoggerCallback
+
+    from orchestrator.trials import TrialPrinter
+
+    class Custom(LoggerCallback):
+        pass
+
+    raystart.count_callbacks_by_name()
+    raystart.count_callbacks_by_name()  # a second call keeps the first replacement
+    counted = usage._count_callbacks
+    assert counted.by_name and not getattr(counted.original, "by_name", False)
+    callbacks = [
+        TrialPrinter(lambda trial: None),
+        Custom(),
+        CSVLoggerCallback(),
+        JsonLoggerCallback(),
+        MLflowLoggerCallback(tracking_uri="file:///nowhere"),
+        Callback(),
+        "not a callback",
+    ]
+    ours = dict(counted(callbacks))
+    assert ours == dict(counted.original(callbacks))
+    assert ours == {
+        "CustomCallback": 2,
+        "CustomLoggerCallback": 1,
+        "CSVLoggerCallback": 1,
+        "JsonLoggerCallback": 1,
+        "MLflowLoggerCallback": 1,
+    }
+    assert dict(counted(None)) == {}

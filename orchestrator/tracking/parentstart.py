@@ -1,15 +1,17 @@
-"""A search's MLflow parent run, started in a thread while its first trials already run.
+"""A search's MLflow parent run, started in a thread while the search's first trials start.
 
 Importing MLflow and opening its store take the driver ~2.5 s of CPU, and the trials need
 neither: they report to the driver, whose writer (``writer.TrialRunWriter``) queues what they
-send until the parent run exists. So the search submits its trials first and this thread, after
-any background imports of the driver (``orchestrator.raystart``), imports MLflow, opens the store,
-starts the parent run and hands its ids to the writer. It starts once everything else the search
-needs is done, when the first trial reports (``trials.OnFirstReport``): in the driver's one
-GIL, MLflow's imports beside the search's own set-up, or Tune's start of the first trials,
-slowed both. If the parent run cannot be started, the writer drops what
-it queued, the search stops its trials (``failed`` is what its stopper asks) and ``result()``
-raises the error that stopped it.
+send until the parent run exists. So the search does its own set-up and submits its trials
+first, and this thread, after any background imports of the driver (``orchestrator.raystart``),
+imports MLflow, opens the store, starts the parent run and hands its ids to the writer. It
+starts at the first step of Tune's loop (``trials.OnFirstReport`` with no delay): Ray is then
+starting the trials' actors in the idle workers and the main thread mostly waits on it, so
+MLflow's imports take the time that start-up leaves idle instead of holding the first trial
+back (before, Tune's callback telemetry imported MLflow on the main thread first:
+``raystart.count_callbacks_by_name``). If the parent run cannot be started, the writer drops
+what it queued, the search stops its trials (``failed`` is what its stopper asks) and
+``result()`` raises the error that stopped it.
 """
 
 from __future__ import annotations
@@ -82,8 +84,8 @@ def tracked_search(config, run, name, exp_dir, resume, expected, refit):
 
     The writer (the first callback, so that Tune's own loggers never see the trials' payload)
     writes the trials' child runs from the driver and queues them until the parent run, begun
-    at the first trial report (at once when resuming: Tune restores its callbacks from the
-    experiment, without that one), exists; with a refit, MLflow's first-model work runs in the
+    at the first step of Tune's loop (at once when resuming: Tune restores its callbacks from
+    the experiment, without that one), exists; with a refit, MLflow's first-model work runs in the
     search's tail; the stopper ends the search if the parent run cannot be started.
     """
     from orchestrator.tracking.writer import TrialRunWriter
@@ -106,7 +108,7 @@ def tracked_search(config, run, name, exp_dir, resume, expected, refit):
     if resume:
         parent.begin()
     else:
-        callbacks.append(OnFirstReport(parent.begin))
+        callbacks.append(OnFirstReport(parent.begin, within_s=0.0))  # Tune's first step
     if refit:  # on the core the search's tail leaves idle
         callbacks.append(WhenTrialsRunOut(expected, _prewarm_model_logging))
     return writer, parent, callbacks, StopIf(lambda: parent.failed)
