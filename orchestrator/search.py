@@ -209,6 +209,8 @@ def run_search(
             finally:  # the writer, closing, waits for the parent run: it must have begun
                 if parent is not None:
                     parent.begin()
+                if stop is not None:
+                    stop.release()
         tracker = parent.result() if parent is not None else None
         if tracker is not None:
             tracker.close_open_trials({t.trial_id: (t.status, t.error) for t in trials})

@@ -123,23 +123,38 @@ class TrialPrinter(tune.Callback):
             self.on_trial(_live_summary(trial, "ERROR"))
 
 
+# The stop conditions of the searches running in this process, by experiment folder: what the
+# stopper of a resumed search, which Tune restores from that folder without its condition, asks.
+_STOP_CONDITIONS: dict[str, Callable[[], bool]] = {}
+
+
 class StopIf(tune.Stopper):
     """A Tune stopper that ends the whole search once ``condition()`` holds (the search's
-    MLflow parent run could not be started: ``tracking.parentstart``)."""
+    MLflow parent run could not be started: ``tracking.parentstart``).
 
-    def __init__(self, condition: Callable[[], bool] | None) -> None:
-        self.condition = condition
+    Tune pickles the run config into the experiment folder ``key`` and a resumed search gets
+    the stopper back from there, without its condition: it then asks the condition that the
+    resumed search registered under the same folder (until :meth:`release`)."""
+
+    def __init__(self, condition: Callable[[], bool] | None, key: str | None = None) -> None:
+        self.condition, self.key = condition, key
+        if condition is not None and key is not None:
+            _STOP_CONDITIONS[key] = condition
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         return False
 
     def stop_all(self) -> bool:
-        return self.condition is not None and bool(self.condition())
+        condition = self.condition or _STOP_CONDITIONS.get(self.key or "")
+        return condition is not None and bool(condition())
+
+    def release(self) -> None:
+        """Forget the condition registered under ``key`` (the search is over)."""
+        if self.key is not None and _STOP_CONDITIONS.get(self.key) is self.condition:
+            del _STOP_CONDITIONS[self.key]
 
     def __reduce__(self):
-        # Tune pickles the run config into the experiment folder; a resumed search's stopper
-        # (restored from there) never stops it: its writer still drops what it cannot write
-        return (StopIf, (None,))
+        return (StopIf, (None, self.key))
 
 
 class OnFirstReport(tune.Callback):

@@ -344,3 +344,25 @@ def test_the_parent_run_starts_at_the_first_report_or_within_its_deadline():
     hook.on_step_begin(0, [])  # no report ever came: the deadline starts it
     hook.on_step_begin(1, [])
     assert late == ["x"]
+
+
+def test_a_resumed_search_stopper_asks_the_condition_its_search_registered():
+    """Tune restores a resumed search's stopper from the experiment folder, without its
+    condition; it must still stop the search whose MLflow parent run could not start."""
+    import pickle
+
+    from orchestrator.trials import StopIf
+
+    failed = {"now": False}
+    stop = StopIf(lambda: failed["now"], key="/rr/search-a")
+    other = StopIf(lambda: True, key="/rr/search-b")  # another search of the same process
+    restored = pickle.loads(pickle.dumps(stop))
+    assert restored.condition is None and restored.key == "/rr/search-a"
+    assert not stop.stop_all() and not restored.stop_all()
+    failed["now"] = True
+    assert stop.stop_all() and restored.stop_all()
+    stop.release()
+    assert not restored.stop_all()  # the search is over: nothing registered under its folder
+    assert pickle.loads(pickle.dumps(other)).stop_all()
+    other.release()
+    assert not StopIf(None).stop_all()

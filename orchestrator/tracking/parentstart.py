@@ -111,7 +111,7 @@ def tracked_search(config, run, name, exp_dir, resume, expected, refit):
         callbacks.append(OnFirstReport(parent.begin, within_s=0.0))  # Tune's first step
     if refit:  # on the core the search's tail leaves idle
         callbacks.append(WhenTrialsRunOut(expected, _prewarm_model_logging))
-    return writer, parent, callbacks, StopIf(lambda: parent.failed)
+    return writer, parent, callbacks, StopIf(lambda: parent.failed, key=str(exp_dir))
 
 
 def start_parent_run(config, name, run, exp_dir, resume) -> SearchTracker:
