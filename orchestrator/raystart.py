@@ -237,6 +237,10 @@ def reuse_prestarted_workers() -> None:
     ``tests/test_raystart.py`` (trial process ids against the idle workers' ids).
     """
     global _original_actor_class, _worker_env_node
+    # ray.tune's modules are imported here on this thread: never beside a background import of
+    # the same modules (two threads importing one module graph can get a partially initialised
+    # module: an ImportError seen when ray.init returned quickly)
+    join_background_imports()
     import ray
     from ray.tune.execution import class_cache
 

@@ -221,3 +221,30 @@ def test_tune_callback_telemetry_counts_by_name_as_ray_does():
         "MLflowLoggerCallback": 1,
     }
     assert dict(counted(None)) == {}
+
+
+def test_adopting_the_workers_waits_for_the_background_imports(ray_session, tmp_path, monkeypatch):
+    """reuse_prestarted_workers imports ray.tune's modules on its own thread only once the
+    background imports are done: two threads importing one module graph can hand one of them
+    a partially initialised module (an ImportError)."""
+    import threading
+
+    (tmp_path / "slow_automl_module.py").write_text(
+        "import threading\nGO = threading.Event()\nimport builtins\nbuiltins._automl_go = GO\n"
+        "GO.wait(30)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import builtins
+
+    importing = raystart.import_in_background(("slow_automl_module",))
+    adopted = threading.Event()
+    threading.Thread(
+        target=lambda: (raystart.reuse_prestarted_workers(), adopted.set()), daemon=True
+    ).start()
+    while not hasattr(builtins, "_automl_go"):
+        threading.Event().wait(0.01)
+    assert not adopted.wait(0.5)  # still importing: the adoption waits
+    builtins._automl_go.set()
+    importing.join(30)
+    assert adopted.wait(30)
+    del builtins._automl_go
