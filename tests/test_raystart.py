@@ -120,7 +120,19 @@ time.sleep(1.0)  # five ticks of the pool's idle-worker timer
 remove_placement_group(group)
 config = tiny_config(**{"search.algorithm": "grid", "training.epochs": 2,
     "search.space": {"training.optimizer.lr": {"grid": [1e-3, 2e-3, 3e-3, 4e-3]}}})
-result = run_search(config, name="pre", storage=sys.argv[1], refit=False)
+from ray import tune
+
+def loaded(pid, package):  # a compiled module of the package mapped into the process
+    with open(f"/proc/{pid}/maps") as maps:
+        return any(f"/site-packages/{package}/" in line for line in maps)
+
+heavy = {}
+class Maps(tune.Callback):  # read while the trial's worker is alive (it may exit at the end)
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        pid = result["pid"]
+        heavy[pid] = [pkg for pkg in ("sklearn", "scipy", "torch") if loaded(pid, pkg)]
+
+result = run_search(config, name="pre", storage=sys.argv[1], refit=False, callbacks=[Maps()])
 trial_pids = sorted({t.metrics["pid"] for t in result.trials})
 
 from ray.tune.execution.class_cache import _ActorClassCache
@@ -130,11 +142,6 @@ same = _ActorClassCache().get(Trainable)._default_options.get("runtime_env")
 os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"  # propagated by Tune, set after ray.init
 changed = _ActorClassCache().get(Trainable)._default_options.get("runtime_env")
 
-def loaded(pid, package):  # a compiled module of the package mapped into the process
-    with open(f"/proc/{pid}/maps") as maps:
-        return any(f"/site-packages/{package}/" in line for line in maps)
-heavy = {pid: [pkg for pkg in ("sklearn", "scipy", "torch") if loaded(pid, pkg)]
-         for pid in trial_pids}
 
 from orchestrator.raystart import stop_ray
 started = psutil.Process().children(recursive=True)
