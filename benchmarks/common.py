@@ -283,8 +283,8 @@ def timed_search(config, storage: Path, name: str) -> dict[str, Any]:
     """Start Ray (timed on its own), wait for its prestarted workers to be idle (timed on its
     own), import the driver's modules and open the MLflow store (timed on its own: what
     ``automl search`` does while Ray starts), then run the search without refit (timed)."""
-    from orchestrator.raystart import DRIVER_MODULES, import_in_background
     from orchestrator.search import ensure_ray, run_search
+    from orchestrator.warmup import DRIVER_MODULES, import_in_background
 
     started = time.perf_counter()
     ensure_ray()

@@ -15,32 +15,19 @@ the driver's own start-up, data preparation and Tune set-up.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import importlib
 import inspect
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from typing import Any
+
+from orchestrator.tunehooks import prepare_worker_env, reuse_prestarted_workers
+from orchestrator.warmup import SEARCH_MODULES, UNSTACKED_MODULES, import_in_background
 
 # What a trial worker needs: the trainable (torch, ray.tune, data, models). Trials never call
 # MLflow (the driver's writer logs their runs), so workers do not import it.
 PRELOAD_MODULES = ("orchestrator.trial",)
-# What the search driver needs besides those: the search itself, then its MLflow runs and the
-# refit's model logging (imported while the first trials run).
-SEARCH_MODULES = ("orchestrator.search",)
-TRACKING_MODULES = (
-    "orchestrator.tracking.runs",
-    "orchestrator.tracking.trialrun",
-    "orchestrator.tracking.registry",
-    "mlflow.pyfunc",
-)
-DRIVER_MODULES = SEARCH_MODULES + TRACKING_MODULES
-# torch.optim's step imports torch._dynamo (~2.5 s); only families trained one model at a time
-# take that step (stacked FNNs use models/stacked_optim.py), so only they import it meanwhile.
-UNSTACKED_MODULES = ("torch._dynamo",)
 OUTER_RUN_ENV = "MLFLOW_RUN_ID"
 NO_PRESTART = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
 # Ray's worker pool keeps as many idle workers as there are free CPUs and kills the rest once
@@ -57,28 +44,7 @@ PRESTART_ENV = "AUTOML_PRESTART_WORKERS"
 # CPU-bound). "1" keeps them.
 MONITORS_ENV = "AUTOML_RAY_MONITORS"
 LEAN_NODE = {"no_monitor": True, "include_log_monitor": False}
-# Tune's DEFAULT_ENV_VARS (ray.tune.execution.class_cache), which every trial actor gets. Reading
-# them there imports ray.tune and ray.train (~1.4 s) on the main thread before ray.init could
-# start; a test checks they match, and reuse_prestarted_workers compares against Tune's own
-# values at actor creation, so a Ray that changed them only loses the worker reuse.
-TUNE_DEFAULT_ENV = {"PL_DISABLE_FORK": "1"}
-# The callbacks that Tune's usage telemetry counts by name (ray.air._internal.usage), besides its
-# default loggers. It imports their modules to name them, and Ray's MLflow integration imports
-# MLflow: ~2 s on the main thread inside Tuner.fit, before any trial was submitted.
-INTEGRATION_CALLBACKS = (
-    "WandbLoggerCallback",
-    "MLflowLoggerCallback",
-    "CometLoggerCallback",
-    "AimLoggerCallback",
-)
-
-# the environment that the workers of the Ray ensure_ray started inherit, and that Ray's node id
-_worker_env: dict[str, str] | None = None
-_worker_env_node: str | None = None
-_original_actor_class = None
-
 _outer_run: dict[str, str | None] = {}
-_background: list[threading.Thread] = []  # import_in_background's threads not yet joined
 
 
 def stash_outer_run_id() -> None:
@@ -130,7 +96,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
                 "preload_python_modules": list(PRELOAD_MODULES),
                 "idle_worker_killing_time_threshold_ms": IDLE_WORKER_KEEP_MS,
             }
-            _prepare_worker_env()
+            prepare_worker_env()
     lean = address is None and os.environ.get(MONITORS_ENV, "0") != "1"
     with _lean_node() if lean else contextlib.nullcontext():
         ray.init(address=address, **kwargs)
@@ -200,154 +166,6 @@ def stop_ray() -> None:
             info.process.kill()
             info.process.wait(1)
     ray.shutdown()
-
-
-def _tune_actor_env() -> dict[str, str]:
-    """The environment variables Ray Tune gives its trial actors (``_ActorClassCache.get``)."""
-    from ray.tune.execution import class_cache
-
-    env = dict(class_cache.DEFAULT_ENV_VARS)
-    env.update({k: os.environ[k] for k in class_cache.ENV_VARS_TO_PROPAGATE if k in os.environ})
-    return env
-
-
-def _prepare_worker_env() -> None:
-    """Set Tune's actor variables in this process before ``ray.init``, so Ray's processes (and
-    so every worker) inherit them, and remember the environment the workers will have.
-
-    Only Tune's defaults need setting: the variables it propagates are taken from this
-    process's environment, which the workers inherit whole."""
-    global _worker_env
-    os.environ.update(TUNE_DEFAULT_ENV)
-    _worker_env = dict(os.environ)
-
-
-def reuse_prestarted_workers() -> None:
-    """Let Tune's trial actors run in Ray's prestarted (and preloaded) idle workers.
-
-    Tune creates its actor class with ``runtime_env={"env_vars": ...}`` (Lightning's
-    ``PL_DISABLE_FORK`` and a few propagated variables). A runtime environment other than the
-    job's makes Ray start a new worker process for each actor and leave the prestarted idle
-    ones unused, so every trial worker would import torch, ray.tune and scikit-learn (~4 s of
-    CPU each) only after Tune asks for it. When the workers of our local Ray already inherit
-    exactly those variables, the actor class is created without a runtime environment: the
-    actor then lands in an idle worker whose imports ran while the driver was busy. If the
-    variables Tune wants differ from what the workers inherited (one set after ``ray.init``),
-    Tune's own class is used, with its runtime environment. Checked by
-    ``tests/test_raystart.py`` (trial process ids against the idle workers' ids).
-    """
-    global _original_actor_class, _worker_env_node
-    # ray.tune's modules are imported here on this thread: never beside a background import of
-    # the same modules (two threads importing one module graph can get a partially initialised
-    # module: an ImportError seen when ray.init returned quickly)
-    join_background_imports()
-    import ray
-    from ray.tune.execution import class_cache
-
-    _worker_env_node = ray.get_runtime_context().get_node_id()
-    if _original_actor_class is not None:
-        return
-    _original_actor_class = class_cache._ActorClassCache.get
-
-    def get(cache, trainable_cls):
-        env = _worker_env
-        ours = env is not None and ray.get_runtime_context().get_node_id() == _worker_env_node
-        if not ours or any(env.get(k) != v for k, v in _tune_actor_env().items()):
-            return _original_actor_class(cache, trainable_cls)
-
-        key = ("automl-no-runtime-env", trainable_cls)
-        if key not in cache._cache:
-            cache._cache[key] = ray.remote(trainable_cls)
-        return cache._cache[key]
-
-    class_cache._ActorClassCache.get = get
-
-
-def count_callbacks_by_name() -> None:
-    """Make Tune's callback telemetry (``tag_callbacks``, at the start of every ``Tuner.fit``)
-    count the callbacks as it does, by class name, without importing Ray's MLflow, W&B, Comet
-    and Aim integrations to learn their names (:data:`INTEGRATION_CALLBACKS`).
-
-    Without this, the search's own callbacks make Tune import MLflow on the main thread before
-    it submits the first trial, which the search defers until its trials run
-    (``tracking.parentstart``). A Ray without that function is left as it is.
-    """
-    try:
-        from ray.air._internal import usage
-    except Exception:
-        return
-    if not callable(getattr(usage, "_count_callbacks", None)):
-        return
-    if getattr(usage._count_callbacks, "by_name", False):
-        return
-
-    def count(callbacks: list[Any] | None) -> dict[str, int]:
-        from ray.tune import Callback
-        from ray.tune.logger import LoggerCallback
-        from ray.tune.utils.callback import DEFAULT_CALLBACK_CLASSES
-
-        names = set(INTEGRATION_CALLBACKS) | {c.__name__ for c in DEFAULT_CALLBACK_CLASSES}
-        counts: dict[str, int] = collections.defaultdict(int)
-        for callback in callbacks or []:
-            if not isinstance(callback, Callback):
-                continue
-            name = type(callback).__name__
-            if name in names:
-                counts[name] += 1
-            elif isinstance(callback, LoggerCallback):
-                counts["CustomLoggerCallback"] += 1
-            else:
-                counts["CustomCallback"] += 1
-        return counts
-
-    count.by_name = True  # type: ignore[attr-defined]
-    count.original = usage._count_callbacks  # type: ignore[attr-defined]
-    usage._count_callbacks = count
-
-
-def import_in_background(
-    modules: tuple[str, ...] = DRIVER_MODULES,
-    tracking: Any = None,
-) -> threading.Thread:
-    """Import ``modules`` in a daemon thread; with ``tracking`` (the search's tracking settings)
-    enabled, then open its MLflow store and, where trials draw figures, draw one throw-away set
-    (:func:`plots.warm_up`: the font and glyphs the first trial's figures would pay for).
-    :func:`join_background_imports` waits for every such thread.
-
-    Anything that fails here is retried, and raises, where the code that needs it runs. MLflow
-    caches a store per URI, so the search's own client finds it open (for SQLite that is ~1.5 s
-    of SQLAlchemy imports and the schema check).
-    """
-    enabled = tracking is not None and tracking.enabled
-
-    def work() -> None:
-        for name in modules:
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
-        if enabled:
-            with contextlib.suppress(Exception):
-                from mlflow import MlflowClient
-
-                from orchestrator.tracking.stores import resolve_tracking_uri
-
-                MlflowClient(resolve_tracking_uri(tracking.tracking_uri))  # builds, caches it
-        if enabled and tracking.trial_figures != "none":
-            with contextlib.suppress(Exception):
-                from orchestrator.plots import warm_up
-
-                warm_up()
-
-    thread = threading.Thread(target=work, name="automl-imports", daemon=True)
-    _background.append(thread)
-    thread.start()
-    return thread
-
-
-def join_background_imports() -> None:
-    """Wait for every thread :func:`import_in_background` started."""
-    for thread in list(_background):
-        thread.join()
-    _background[:] = [t for t in _background if t.is_alive()]
 
 
 def start_ray_and_import(address: str | None = None, stacked: bool = True) -> None:

@@ -19,7 +19,7 @@ from orchestrator.defaults import with_default_space
 from orchestrator.errors import AutoMLError, ConfigError
 from orchestrator.folds import PreparedData, precompute_folds
 from orchestrator.pipeline import PreparedRun, RefitResult, prepare_run, refit_and_test
-from orchestrator.raystart import count_callbacks_by_name, ensure_ray
+from orchestrator.raystart import ensure_ray
 from orchestrator.space import (
     expected_trials,
     grid_size,
@@ -33,6 +33,7 @@ from orchestrator.trials import (
     pick_best,
     summarize,
 )
+from orchestrator.tunehooks import count_callbacks_by_name
 
 CONFIG_FILE = "automl_config.json"
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 import ray
 
-from orchestrator import raystart
+from orchestrator import raystart, tunehooks, warmup
 from tests.e2e_helpers import script_result
 
 
@@ -60,7 +60,7 @@ def test_local_start_preloads_prestarted_workers_and_adopts_them(fake_init):
     # (our copy of Tune's defaults, read without importing ray.tune, must be Tune's own)
     from ray.tune.execution.class_cache import DEFAULT_ENV_VARS
 
-    assert raystart.TUNE_DEFAULT_ENV == DEFAULT_ENV_VARS
+    assert tunehooks.TUNE_DEFAULT_ENV == DEFAULT_ENV_VARS
     assert DEFAULT_ENV_VARS and all(os.environ.get(k) == v for k, v in DEFAULT_ENV_VARS.items())
 
 
@@ -186,7 +186,7 @@ def test_background_warm_up_opens_the_tracking_store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     stores = cache.cache_info().currsize
     tracking = TrackingConfig(tracking_uri=uri, trial_figures="none")
-    raystart.import_in_background(("json",), tracking).join(timeout=120)
+    warmup.import_in_background(("json",), tracking).join(timeout=120)
     assert cache.cache_info().currsize == stores + 1  # this URI's store, built by the thread
     assert "json" in sys.modules
     assert (tmp_path / "mlflow.db").exists()  # created and migrated by the warm-up
@@ -205,8 +205,8 @@ def test_tune_callback_telemetry_counts_by_name_as_ray_does():
     class Custom(LoggerCallback):
         pass
 
-    raystart.count_callbacks_by_name()
-    raystart.count_callbacks_by_name()  # a second call keeps the first replacement
+    tunehooks.count_callbacks_by_name()
+    tunehooks.count_callbacks_by_name()  # a second call keeps the first replacement
     counted = usage._count_callbacks
     assert counted.by_name and not getattr(counted.original, "by_name", False)
     callbacks = [
@@ -243,10 +243,10 @@ def test_adopting_the_workers_waits_for_the_background_imports(ray_session, tmp_
     monkeypatch.syspath_prepend(str(tmp_path))
     import builtins
 
-    importing = raystart.import_in_background(("slow_automl_module",))
+    importing = warmup.import_in_background(("slow_automl_module",))
     adopted = threading.Event()
     threading.Thread(
-        target=lambda: (raystart.reuse_prestarted_workers(), adopted.set()), daemon=True
+        target=lambda: (tunehooks.reuse_prestarted_workers(), adopted.set()), daemon=True
     ).start()
     while not hasattr(builtins, "_automl_go"):
         threading.Event().wait(0.01)

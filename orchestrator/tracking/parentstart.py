@@ -3,13 +3,13 @@
 Importing MLflow and opening its store take the driver ~2.5 s of CPU, and the trials need
 neither: they report to the driver, whose writer (``writer.TrialRunWriter``) queues what they
 send until the parent run exists. So the search does its own set-up and submits its trials
-first, and this thread, after any background imports of the driver (``orchestrator.raystart``),
+first, and this thread, after any background imports of the driver (``orchestrator.warmup``),
 imports MLflow, opens the store, starts the parent run and hands its ids to the writer. It
 starts at the first step of Tune's loop (``trials.OnFirstReport`` with no delay): Ray is then
 starting the trials' actors in the idle workers and the main thread mostly waits on it, so
 MLflow's imports take the time that start-up leaves idle instead of holding the first trial
 back (before, Tune's callback telemetry imported MLflow on the main thread first:
-``raystart.count_callbacks_by_name``). If the parent run cannot be started, the writer drops
+``tunehooks.count_callbacks_by_name``). If the parent run cannot be started, the writer drops
 what it queued, the search stops its trials (``failed`` is what its stopper asks) and
 ``result()`` raises the error that stopped it.
 """
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import TrackingError
-from orchestrator.raystart import join_background_imports
+from orchestrator.warmup import join_background_imports
 
 if TYPE_CHECKING:
     from orchestrator.tracking.runs import SearchTracker
