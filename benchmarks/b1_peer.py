@@ -7,6 +7,13 @@ the real command (``automl search``, grid, MLflow on, Ray start included); skorc
 ``GridSearchCV(n_jobs=2, cv=5)`` over a scaler + ``NeuralNetClassifier`` pipeline. Both are timed
 from process start to exit, alternating in each repetition, beside a third contender: our same
 command with one epoch, the floor that everything but training puts under our wall time.
+
+Two more contenders bound what any tool built on Ray Tune could reach here, without our code:
+the same 8-point grid through plain Ray Tune with trials that do nothing (``tune_noop``), and the
+same with the imports a PyTorch + MLflow search cannot avoid (``tune_noop_stack``: torch,
+scikit-learn and MLflow in the driver, overlapping ``ray.init`` as ours do; torch in every trial).
+Both leave as ``automl`` does (Ray stopped, no interpreter teardown). Every contender's CPU time
+(all its processes) is sampled, to show whether the 2 cores, not waiting, bound its wall.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from typing import Any
 
 from benchmarks.common import (
     B1_SPACE,
+    CORES,
+    FAST_EXIT,
     BenchContext,
     alternate,
     child_main,
@@ -62,7 +71,7 @@ def automl_command(ctx: BenchContext, folder: Path, n_epochs: int) -> list[str]:
 
 def run_automl(ctx: BenchContext, n_epochs: int) -> dict[str, Any]:
     folder = ctx.scratch("b1-automl")
-    out = run_command(automl_command(ctx, folder, n_epochs), folder, "automl-search")
+    out = run_command(automl_command(ctx, folder, n_epochs), folder, "automl-search", cpu=True)
     result = json.loads((folder / "result.json").read_text())
     best = result.get("best") or {}
     return {
@@ -79,7 +88,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
     n_epochs, reps = epochs(ctx), ctx.repetitions(DEFAULT_REPS)
     rows = []
     for rep in range(reps):
-        order = alternate(rep, ["automl", "skorch", "automl_floor"])
+        order = alternate(rep, CONTENDERS)
         row: dict[str, Any] = {"rep": rep, "order": order}
         for who in row["order"]:
             ctx.log(f"B1 rep {rep + 1}/{reps}: {who}")
@@ -88,11 +97,12 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             elif who == "automl_floor":
                 row["automl_floor"] = run_automl(ctx, FLOOR_EPOCHS)
             else:
-                payload = {"kind": "skorch", "epochs": n_epochs}
-                row["skorch"] = run_child("b1_peer", payload, ctx.scratch("b1-skorch"))
+                payload = {"kind": who, "epochs": n_epochs}
+                row[who] = run_child("b1_peer", payload, ctx.scratch(f"b1-{who}"), cpu=True)
         skorch_wall = row["skorch"]["process_wall_s"]
         row["wall_ratio"] = ratio(row["automl"]["process_wall_s"], skorch_wall)
-        row["floor_ratio"] = ratio(row["automl_floor"]["process_wall_s"], skorch_wall)
+        for who in ("automl_floor", "tune_noop", "tune_noop_stack"):
+            row[f"{who}_ratio"] = ratio(row[who]["process_wall_s"], skorch_wall)
         rows.append(row)
     ours_acc = median([r["automl"]["best_cv_accuracy"] for r in rows])
     skorch_acc = median([r["skorch"]["best_cv_accuracy"] for r in rows])
@@ -103,7 +113,12 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         "skorch_fit_s": median([r["skorch"]["fit_s"] for r in rows]),
         "wall_ratio": median([r["wall_ratio"] for r in rows]),
         "automl_floor_wall_s": median([r["automl_floor"]["process_wall_s"] for r in rows]),
-        "floor_ratio": median([r["floor_ratio"] for r in rows]),
+        "floor_ratio": median([r["automl_floor_ratio"] for r in rows]),
+        "tune_noop_wall_s": median([r["tune_noop"]["process_wall_s"] for r in rows]),
+        "tune_noop_ratio": median([r["tune_noop_ratio"] for r in rows]),
+        "tune_noop_stack_wall_s": median([r["tune_noop_stack"]["process_wall_s"] for r in rows]),
+        "tune_noop_stack_ratio": median([r["tune_noop_stack_ratio"] for r in rows]),
+        **cpu_figures(rows),
         "automl_best_cv_accuracy": ours_acc,
         "skorch_best_cv_accuracy": skorch_acc,
         "accuracy_difference": None if ours_acc is None else ours_acc - skorch_acc,
@@ -131,6 +146,18 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             f"{n_epochs} (Ray and worker start-up, MLflow, Tune, refit, model logging and exit "
             "with almost no training); floor_ratio = its wall / skorch's, paired: no training "
             "speed-up can bring wall_ratio below it.",
+            "tune_noop: plain Ray Tune (ray.init on the 2 CPUs, Tuner over the same 8-point grid, "
+            "reuse_actors, trials that only report) with automl's exit (Ray stopped, no "
+            "interpreter teardown); tune_noop_stack: the same plus the imports a PyTorch + "
+            "MLflow search needs (torch, scikit-learn and MLflow in the driver, in a thread "
+            "overlapping ray.init; torch in each trial). Their ratios (paired, to skorch's wall) "
+            "are what Ray Tune alone, and Ray Tune with the stack loaded, cost before any data, "
+            "training, tracking or refit.",
+            "*_cpu_s: CPU seconds (user + system) of the contender's processes (driver, Ray's "
+            "daemons, workers, joblib's workers), sampled every 0.1 s (a lower bound); "
+            "*_cpu_utilisation = that / (wall × cores): near 1 the cores, not waiting, bound the "
+            "wall, and only less CPU work can shorten it. automl_cpu_s_by_process: the median "
+            "repetition's split.",
         ],
     }
 
@@ -142,6 +169,25 @@ def profile(ctx: BenchContext) -> dict[str, Any]:
     folder = ctx.scratch("b1-profile")
     config = digits_config(epochs(ctx), tracking=True, tracking_uri=ctx.tracking_uri(folder))
     return profile_search(config.model_dump(), folder, refit=True)
+
+
+CONTENDERS = ["automl", "skorch", "automl_floor", "tune_noop", "tune_noop_stack"]
+
+
+def cpu_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median CPU seconds and core utilisation of every contender, and automl's split."""
+    figures: dict[str, Any] = {}
+    for who in CONTENDERS:
+        cpu = [r[who].get("cpu") or {} for r in rows]
+        figures[f"{who}_cpu_s"] = median([c.get("tree_cpu_s") for c in cpu])
+        figures[f"{who}_cpu_utilisation"] = median([c.get("tree_utilisation") for c in cpu])
+    ours = sorted(
+        (r["automl"]["cpu"] for r in rows if r["automl"].get("cpu")),
+        key=lambda c: c["tree_cpu_s"],
+    )
+    if ours:
+        figures["automl_cpu_s_by_process"] = ours[len(ours) // 2]["tree_cpu_s_by_process"]
+    return figures
 
 
 # --------------------------------------------------------------------------- child side
@@ -201,9 +247,67 @@ def skorch_search(n_epochs: int) -> dict[str, Any]:
     }
 
 
+def _noop_trial(config: dict[str, Any]) -> None:
+    from ray import tune
+
+    tune.report({"accuracy": 0.0})
+
+
+def _noop_torch_trial(config: dict[str, Any]) -> None:
+    import torch  # noqa: F401  (what every PyTorch trial imports)
+    from ray import tune
+
+    tune.report({"accuracy": 0.0})
+
+
+def tune_noop(stack: bool) -> dict[str, Any]:
+    """B1's grid through plain Ray Tune with trials that do nothing (``stack``: with the imports
+    of a PyTorch + MLflow search); ends as ``automl`` does."""
+    import threading
+
+    started = time.perf_counter()
+
+    def stack_imports() -> None:
+        import mlflow  # noqa: F401
+        import sklearn.model_selection  # noqa: F401
+        import torch  # noqa: F401
+
+    importer = threading.Thread(target=stack_imports) if stack else None
+    if importer is not None:
+        importer.start()
+    import ray
+    from ray import tune
+
+    ray.init(num_cpus=CORES, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    init_s = time.perf_counter() - started
+    if importer is not None:
+        importer.join()
+    tuner = tune.Tuner(
+        _noop_torch_trial if stack else _noop_trial,
+        param_space={key: tune.grid_search(spec["grid"]) for key, spec in B1_SPACE.items()},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(Path.cwd() / "ray_results"), verbose=0),
+    )
+    fit_started = time.perf_counter()
+    results = tuner.fit()
+    fit_s = time.perf_counter() - fit_started
+    from orchestrator.raystart import stop_ray
+
+    stop_ray()
+    return {
+        "init_s": init_s,
+        "fit_s": fit_s,
+        "trials": len(results),
+        "errors": len(results.errors),
+        FAST_EXIT: True,
+    }
+
+
 def child(payload: dict[str, Any]) -> dict[str, Any]:
     if payload["kind"] == "skorch":
         return skorch_search(int(payload["epochs"]))
+    if payload["kind"] in ("tune_noop", "tune_noop_stack"):
+        return tune_noop(stack=payload["kind"] == "tune_noop_stack")
     raise ValueError(f"unknown child kind {payload['kind']!r}")
 
 

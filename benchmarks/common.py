@@ -121,53 +121,75 @@ def child_command(module: str, payload_path: Path, out_path: Path) -> list[str]:
 
 
 def run_command(
-    cmd: list[str], cwd: Path, label: str, memory: bool = False, timeout: float = 3600
+    cmd: list[str],
+    cwd: Path,
+    label: str,
+    memory: bool = False,
+    timeout: float = 3600,
+    cpu: bool = False,
 ) -> dict[str, Any]:
-    """Run ``cmd``; returns its wall time (and peak memory of its process tree if asked)."""
+    """Run ``cmd``; returns its wall time (and, if asked, the peak memory or the CPU time of its
+    process tree)."""
     log_path = cwd / f"{label}.log"
-    sampler = None
+    samplers: dict[str, Any] = {}
     with open(log_path, "w") as log:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
         if memory:
-            sampler = MemorySampler(proc.pid)
+            samplers["memory"] = MemorySampler(proc.pid)
+        if cpu:
+            samplers["cpu"] = CpuSampler(proc.pid)
+        for sampler in samplers.values():
             sampler.start()
         try:
             rc = proc.wait(timeout=timeout)
         finally:
             if proc.poll() is None:
                 proc.kill()
-            if sampler is not None:
+            wall = time.perf_counter() - started
+            for sampler in samplers.values():
                 sampler.stop()
-        wall = time.perf_counter() - started
     if rc != 0:
         tail = log_path.read_text()[-3000:]
         raise RuntimeError(f"{label} failed (exit {rc}); last output:\n{tail}")
     out: dict[str, Any] = {"process_wall_s": wall}
-    if sampler is not None:
-        out["memory"] = sampler.summary()
+    for key, sampler in samplers.items():
+        out[key] = sampler.summary(wall) if key == "cpu" else sampler.summary()
     return out
 
 
 def run_child(
-    module: str, payload: dict[str, Any], cwd: Path, memory: bool = False
+    module: str, payload: dict[str, Any], cwd: Path, memory: bool = False, cpu: bool = False
 ) -> dict[str, Any]:
     """Run ``child(payload)`` of ``benchmarks.<module>`` in a fresh process; returns its dict."""
     cwd.mkdir(parents=True, exist_ok=True)
     label = f"{module}-{payload.get('kind', 'child')}-{time.strftime('%H%M%S')}"
     payload_path, out_path = cwd / f"{label}.in.json", cwd / f"{label}.out.json"
     payload_path.write_text(json.dumps(payload))
-    outer = run_command(child_command(module, payload_path, out_path), cwd, label, memory)
+    outer = run_command(
+        child_command(module, payload_path, out_path), cwd, label, memory=memory, cpu=cpu
+    )
     return {**json.loads(out_path.read_text()), **outer}
 
 
+FAST_EXIT = "fast_exit"  # a child's result key: leave without the interpreter's (and Ray's) exit
+
+
 def child_main(child: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-    """Entry point of ``python -m benchmarks.<module> --child IN OUT``."""
+    """Entry point of ``python -m benchmarks.<module> --child IN OUT``.
+
+    A result holding ``FAST_EXIT: True`` ends the process with ``os._exit`` once written, as
+    ``automl``'s command line does after its work (Ray's shutdown at exit takes seconds).
+    """
     if len(sys.argv) != 4 or sys.argv[1] != "--child":
         raise SystemExit(f"usage: python -m {sys.argv[0]} --child PAYLOAD.json OUT.json")
     payload = json.loads(Path(sys.argv[2]).read_text())
     result = child(payload)
+    fast = bool(result.pop(FAST_EXIT, False))
     Path(sys.argv[3]).write_text(json.dumps(result, default=float))
+    if fast:
+        sys.stdout.flush(), sys.stderr.flush()
+        os._exit(0)
 
 
 def _common_child(payload: dict[str, Any]) -> dict[str, Any]:
@@ -499,3 +521,76 @@ class MemorySampler:
 
 if __name__ == "__main__":
     child_main(_common_child)
+
+
+def _busy_jiffies() -> tuple[int, int]:
+    """The machine's CPU time in clock ticks from /proc/stat: (busy, steal)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return user + nice + system + irq + softirq, steal
+
+
+class CpuSampler:
+    """CPU seconds (user + system) of a process and all its descendants, and of the machine.
+
+    Each process's counters are read every ``interval`` and its last reading is kept, so a
+    process misses at most its last ``interval`` before exiting (a lower bound). The machine's
+    busy time over the same span (/proc/stat, all processes, this benchmark's parent too) is an
+    upper bound on a dedicated machine; steal is the time the hypervisor gave to other guests.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.pid, self.interval = pid, interval
+        self.cpu: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._start = self._end = (0, 0)
+
+    def start(self) -> None:
+        self._start = _busy_jiffies()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._end = _busy_jiffies()
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                root = psutil.Process(self.pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            for proc in procs:
+                try:
+                    with proc.oneshot():
+                        times = proc.cpu_times()
+                        role = "driver" if proc.pid == self.pid else _role(proc)
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    continue
+                if role in ("idle worker", "trial worker"):
+                    role = "worker"  # one process is both over its life
+                # (not children_user/_system: a process that reaped its children, as the
+                # driver reaps Ray's daemons, would count them twice)
+                self.cpu[proc.pid] = (role, times.user + times.system)
+            self._stop.wait(self.interval)
+
+    def summary(self, wall: float) -> dict[str, Any]:
+        tick = os.sysconf("SC_CLK_TCK")
+        by_role: dict[str, float] = {}
+        for role, seconds in self.cpu.values():
+            by_role[role] = by_role.get(role, 0.0) + seconds
+        tree = sum(by_role.values())
+        busy = (self._end[0] - self._start[0]) / tick
+        return {
+            "tree_cpu_s": tree,
+            "tree_cpu_s_by_process": {k: round(v, 2) for k, v in sorted(by_role.items())},
+            "processes": len(self.cpu),
+            "machine_busy_cpu_s": busy,
+            "machine_steal_s": (self._end[1] - self._start[1]) / tick,
+            # the share of the cores' time (wall × cores) the command's processes kept busy
+            "tree_utilisation": tree / (wall * CORES) if wall else None,
+        }

@@ -46,3 +46,29 @@ def test_quick_b3_writes_results(tmp_path):
     assert [g["benchmark"] for g in doc["goals"]] == ["B3"] * 3
     assert all({"label", "value", "target", "passed"} <= set(g) for g in doc["goals"])
     assert "B3" in (out / "latest.md").read_text()
+
+
+def test_cpu_sampler_counts_every_process_of_the_tree_once(tmp_path):
+    """A parent that waits while two children burn ~0.6 s of CPU each: the tree's CPU holds both
+    children and hardly any of the parent's, and the fast exit still writes the result."""
+    import sys
+
+    from benchmarks.common import run_command
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n"
+    parent = (
+        "import subprocess, sys\n"
+        f"procs = [subprocess.Popen([sys.executable, '-c', {burn!r}]) for _ in range(2)]\n"
+        "for p in procs: p.wait()\n"
+    )
+    out = run_command([sys.executable, "-c", parent], tmp_path, "burn", cpu=True)
+
+    cpu = out["cpu"]
+    assert cpu["processes"] == 3
+    parent_s = cpu["tree_cpu_s_by_process"]["driver"]
+    assert parent_s < 0.5
+    # both children's 0.6 s (less up to one 0.1 s sampling interval each), not counted again as
+    # the parent's reaped children (that would be ~2.6 s)
+    assert 1.0 <= cpu["tree_cpu_s"] - parent_s <= 1.7
+    assert 0 < cpu["tree_utilisation"] <= 1.0
+    assert cpu["machine_busy_cpu_s"] >= 1.0
