@@ -33,7 +33,7 @@ from orchestrator.trials import (
     pick_best,
     summarize,
 )
-from orchestrator.tunehooks import count_callbacks_by_name
+from orchestrator.tunehooks import count_callbacks_by_name, kill_unready_actors_at_end
 
 CONFIG_FILE = "automl_config.json"
 
@@ -379,6 +379,7 @@ def _tune(
             run_config=run_config,
         )
     count_callbacks_by_name()  # else Tune imports MLflow here, before the first trial
+    kill_unready_actors_at_end()  # else the end waits for actors Tune dropped before they started
     with _no_default_loggers():
         grid = tuner.fit()
     trials = [summarize(result, config.training.epochs) for result in grid]

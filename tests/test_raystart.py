@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 import pytest
 import ray
@@ -103,11 +104,17 @@ from orchestrator.raystart import ensure_ray
 from orchestrator.search import run_search
 from tests.conftest import tiny_config
 
+def cmdline(proc):  # a process can exit between the listing and the reading
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
+
 ensure_ray(num_cpus=2)
 deadline = time.time() + 120
 while True:
     idle = {p.pid for p in psutil.Process().children(recursive=True)
-            if p.cmdline()[:1] == ["ray::IDLE"]}
+            if cmdline(p)[:1] == ["ray::IDLE"]}
     if len(idle) >= 2 or time.time() > deadline:
         break
     time.sleep(0.2)
@@ -145,9 +152,9 @@ changed = _ActorClassCache().get(Trainable)._default_options.get("runtime_env")
 
 from orchestrator.raystart import stop_ray
 started = psutil.Process().children(recursive=True)
-monitors = [" ".join(p.cmdline()) for p in started
+monitors = [" ".join(cmdline(p)) for p in started
             if any(a.endswith(("/monitor.py", "/log_monitor.py", "/dashboard/dashboard.py"))
-                   for a in p.cmdline())]
+                   for a in cmdline(p))]
 stop_ray()
 _, alive = psutil.wait_procs(started, timeout=10)
 alive = [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE]
@@ -255,3 +262,59 @@ def test_adopting_the_workers_waits_for_the_background_imports(ray_session, tmp_
     importing.join(30)
     assert adopted.wait(30)
     del builtins._automl_go
+
+
+def _first_fast_trainable(folder: str, slow_s: float):
+    from ray import tune
+
+    class FirstFast(tune.Trainable):
+        def setup(self, config):
+            try:
+                os.close(os.open(os.path.join(folder, "first"), os.O_CREAT | os.O_EXCL))
+            except FileExistsError:  # not the first actor: a slow start, then a marker
+                time.sleep(slow_s)
+                open(os.path.join(folder, f"slow-ready-{os.getpid()}"), "w").close()
+
+        def step(self):
+            return {"score": 1.0, "done": True}
+
+        def reset_config(self, new_config):
+            return True
+
+        def save_checkpoint(self, checkpoint_dir):
+            return None
+
+        def load_checkpoint(self, checkpoint):
+            pass
+
+    return FirstFast
+
+
+def test_actors_dropped_before_they_started_are_killed_at_the_end(ray_session, tmp_path):
+    """Two trials, two actors asked for; the first actor's trial ends at once and the second
+    trial takes that actor, so Tune drops the second actor while it is still starting. At the
+    end Tune waited (up to 5 s) for it to start only to stop it; it is now killed, and its
+    start never completes (without kill_unready_actors_at_end its marker appears)."""
+    from ray import tune
+
+    tunehooks.kill_unready_actors_at_end()
+    tunehooks.kill_unready_actors_at_end()  # a second call keeps the first replacement
+    from ray.tune.execution.tune_controller import TuneController
+
+    assert TuneController._cleanup_trials.kills_unready
+    assert not getattr(TuneController._cleanup_trials.original, "kills_unready", False)
+
+    slow_s = 2.0
+    tuner = tune.Tuner(
+        _first_fast_trainable(str(tmp_path), slow_s),
+        param_space={"x": tune.grid_search([1, 2])},
+        tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=2),
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "ray_results"), verbose=0),
+    )
+    results = tuner.fit()
+
+    assert len(results) == 2 and not results.errors
+    assert [r.metrics["score"] for r in results] == [1.0, 1.0]
+    time.sleep(slow_s + 1.5)  # the dropped actor would have finished starting by now
+    assert (tmp_path / "first").exists()
+    assert list(tmp_path.glob("slow-ready-*")) == []
