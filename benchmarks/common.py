@@ -456,20 +456,12 @@ def _role(proc: Any) -> str:
     return name
 
 
-class MemorySampler:
-    """Peak memory of a process and all its descendants (Ray's raylet, GCS and workers).
+class _TreeSampler:
+    """Reads a process and all its descendants (Ray's raylet, GCS and workers) every
+    ``interval`` in a thread until stopped; subclasses say what a reading keeps (``_sample``)."""
 
-    Sums proportional set size (PSS: a shared page counts 1/n in each of its n processes, so
-    the object store's shared pages are not counted once per worker), falling back to USS, and
-    also records the plain RSS sum for reference.
-    """
-
-    def __init__(self, pid: int, interval: float = 0.25) -> None:
+    def __init__(self, pid: int, interval: float) -> None:
         self.pid, self.interval = pid, interval
-        self.peak_pss = self.peak_rss = 0
-        self.peak_procs = 0
-        self.peak_roles: dict[str, int] = {}
-        self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -480,6 +472,9 @@ class MemorySampler:
         self._stop.set()
         self._thread.join()
 
+    def role(self, proc: Any) -> str:
+        return "driver" if proc.pid == self.pid else _role(proc)
+
     def _loop(self) -> None:
         import psutil
 
@@ -489,23 +484,47 @@ class MemorySampler:
                 procs = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 return
-            pss = rss = 0
-            roles: dict[str, int] = {}
-            for proc in procs:
-                try:
-                    info = proc.memory_full_info()
-                    role = "driver" if proc.pid == self.pid else _role(proc)
-                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                    continue
-                pss += getattr(info, "pss", info.uss)
-                rss += info.rss
-                roles[role] = roles.get(role, 0) + getattr(info, "pss", info.uss)
-            if pss > self.peak_pss:
-                self.peak_roles = roles
-            self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
-            self.peak_procs = max(self.peak_procs, len(procs))
-            self.samples += 1
+            self._sample(procs)
             self._stop.wait(self.interval)
+
+    def _sample(self, procs: list[Any]) -> None:
+        raise NotImplementedError
+
+
+class MemorySampler(_TreeSampler):
+    """Peak memory of a process and all its descendants.
+
+    Sums proportional set size (PSS: a shared page counts 1/n in each of its n processes, so
+    the object store's shared pages are not counted once per worker), falling back to USS, and
+    also records the plain RSS sum for reference.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        super().__init__(pid, interval)
+        self.peak_pss = self.peak_rss = 0
+        self.peak_procs = 0
+        self.peak_roles: dict[str, int] = {}
+        self.samples = 0
+
+    def _sample(self, procs: list[Any]) -> None:
+        import psutil
+
+        pss = rss = 0
+        roles: dict[str, int] = {}
+        for proc in procs:
+            try:
+                info = proc.memory_full_info()
+                role = self.role(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            pss += getattr(info, "pss", info.uss)
+            rss += info.rss
+            roles[role] = roles.get(role, 0) + getattr(info, "pss", info.uss)
+        if pss > self.peak_pss:
+            self.peak_roles = roles
+        self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
+        self.peak_procs = max(self.peak_procs, len(procs))
+        self.samples += 1
 
     def summary(self) -> dict[str, Any]:
         mib = 1024 * 1024
@@ -519,10 +538,6 @@ class MemorySampler:
         }
 
 
-if __name__ == "__main__":
-    child_main(_common_child)
-
-
 def _busy_jiffies() -> tuple[int, int]:
     """The machine's CPU time in clock ticks from /proc/stat: (busy, steal)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -530,7 +545,7 @@ def _busy_jiffies() -> tuple[int, int]:
     return user + nice + system + irq + softirq, steal
 
 
-class CpuSampler:
+class CpuSampler(_TreeSampler):
     """CPU seconds (user + system) of a process and all its descendants, and of the machine.
 
     Each process's counters are read every ``interval`` and its last reading is kept, so a
@@ -540,43 +555,33 @@ class CpuSampler:
     """
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.pid, self.interval = pid, interval
+        super().__init__(pid, interval)
         self.cpu: dict[int, tuple[str, float]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
         self._start = self._end = (0, 0)
 
     def start(self) -> None:
         self._start = _busy_jiffies()
-        self._thread.start()
+        super().start()
 
     def stop(self) -> None:
         self._end = _busy_jiffies()
-        self._stop.set()
-        self._thread.join()
+        super().stop()
 
-    def _loop(self) -> None:
+    def _sample(self, procs: list[Any]) -> None:
         import psutil
 
-        while not self._stop.is_set():
+        for proc in procs:
             try:
-                root = psutil.Process(self.pid)
-                procs = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                return
-            for proc in procs:
-                try:
-                    with proc.oneshot():
-                        times = proc.cpu_times()
-                        role = "driver" if proc.pid == self.pid else _role(proc)
-                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                    continue
-                if role in ("idle worker", "trial worker"):
-                    role = "worker"  # one process is both over its life
-                # (not children_user/_system: a process that reaped its children, as the
-                # driver reaps Ray's daemons, would count them twice)
-                self.cpu[proc.pid] = (role, times.user + times.system)
-            self._stop.wait(self.interval)
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    role = self.role(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            if role in ("idle worker", "trial worker"):
+                role = "worker"  # one process is both over its life
+            # (not children_user/_system: a process that reaped its children, as the driver
+            # reaps Ray's daemons, would count them twice)
+            self.cpu[proc.pid] = (role, times.user + times.system)
 
     def summary(self, wall: float) -> dict[str, Any]:
         tick = os.sysconf("SC_CLK_TCK")
@@ -594,3 +599,7 @@ class CpuSampler:
             # the share of the cores' time (wall × cores) the command's processes kept busy
             "tree_utilisation": tree / (wall * CORES) if wall else None,
         }
+
+
+if __name__ == "__main__":
+    child_main(_common_child)
