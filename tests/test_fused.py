@@ -241,3 +241,40 @@ def test_cross_validation_is_freed_without_the_cycle_collector(fuse) -> None:
         assert [r() is None for r in refs] == [True] * len(refs)
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_fused_adam_kernel_steps_like_the_per_row_update(decoupled) -> None:
+    """When every fold shares the learning rate, beta1 and step count, Adam/AdamW steps in torch's
+    fused kernel; its rows stay within float rounding of the per-row update, and a row whose
+    learning rate differs sends the step down the per-row path (then exactly equal)."""
+    from models.stacked_optim import StackedOptimizer
+
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    template = cls([torch.zeros(1, requires_grad=True)], lr=1e-2, weight_decay=0.1)
+    g = torch.Generator().manual_seed(0)
+    start = torch.randn(3, 50, generator=g)
+    grads = [torch.randn(3, 50, generator=g) for _ in range(25)]
+
+    def run(lrs, force_rows):
+        flat = start.clone().requires_grad_(True)
+        opt = StackedOptimizer(template, {"flat": flat})
+        fused_calls = []
+        original = opt._fused_adam
+        opt._fused_adam = lambda *a: fused_calls.append(1) or original(*a)
+        hyper = {"lr": torch.tensor(lrs, dtype=torch.float64), "beta1": torch.full((3,), 0.9)}
+        hyper["beta1"] = hyper["beta1"].double()
+        rows = torch.arange(3) if force_rows else None
+        for grad in grads:
+            flat.grad = grad.clone()
+            opt.step({"flat": flat}, hyper, rows)
+        return flat.detach(), len(fused_calls)
+
+    per_row, calls_rows = run([1e-2] * 3, force_rows=True)  # rows given: never fused
+    fused, calls_fused = run([1e-2] * 3, force_rows=False)
+    assert calls_rows == 0 and calls_fused == len(grads)
+    assert torch.allclose(fused, per_row, atol=1e-6) and not torch.equal(fused, start)
+    mixed, _ = run([1e-2, 1e-2, 5e-3], force_rows=False)  # declined: the per-row path
+    mixed_rows, _ = run([1e-2, 1e-2, 5e-3], force_rows=True)
+    assert torch.equal(mixed, mixed_rows)
+    assert torch.equal(mixed[:2], per_row[:2]) and not torch.allclose(mixed[2], per_row[2])
