@@ -73,6 +73,8 @@ class StackedOptimizer:
             self.steps = steps
         else:
             self.steps[cpu_rows] = steps
+        if self.kind == "adam" and rows is None and self._fused_adam(params, hyper, steps):
+            return
         # per-row coefficients, computed once per step in float64 as torch does in Python floats
         lr = hyper["lr"]
         coef = {"neg_lr": -lr, "first": (before == 0).double()}
@@ -84,8 +86,6 @@ class StackedOptimizer:
             coef["bias2_sqrt"] = (1 - self.beta2**steps).sqrt()
         if "momentum" in hyper:
             coef["momentum"] = hyper["momentum"]
-        if self.kind == "adam" and rows is None and self._fused_adam(params, hyper, steps):
-            return
         any_momentum = "momentum" in hyper and bool((hyper["momentum"] != 0).any())
         any_first = bool((before == 0).any())
         shaped: dict[tuple[str, int], torch.Tensor] = {}
@@ -117,14 +117,13 @@ class StackedOptimizer:
         per-row path). The kernel rounds differently from torch's single-tensor Adam that the
         sequential folds use: ~2e-7 apart after 30 steps."""
         fused = torch._fused_adamw_ if self.decoupled else torch._fused_adam_
-        lr, beta1 = hyper["lr"], hyper["beta1"]
-        same = bool((lr == lr[0]).all() and (beta1 == beta1[0]).all())
-        same = same and bool((steps == steps[0]).all())
+        lrs, beta1s, counts = hyper["lr"].tolist(), hyper["beta1"].tolist(), steps.tolist()
+        same = len(set(lrs)) == len(set(beta1s)) == len(set(counts)) == 1
         plain = all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params.values())
         if not (same and plain):
             return False
         names = list(params)
-        step = torch.tensor(float(steps[0]))
+        step = torch.tensor(counts[0])
         fused(
             [params[n].data for n in names],
             [params[n].grad for n in names],
@@ -133,8 +132,8 @@ class StackedOptimizer:
             [],
             [step] * len(names),
             amsgrad=False,
-            lr=float(lr[0]),
-            beta1=float(beta1[0]),
+            lr=lrs[0],
+            beta1=beta1s[0],
             beta2=self.beta2,
             weight_decay=self.weight_decay,
             eps=self.eps,
