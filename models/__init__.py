@@ -3,11 +3,12 @@
 Knows nothing about Ray, MLflow or ``data/``; see ARCHITECTURE.md.
 """
 
-from models.engine import TensorData, Trainer, predict, seed_everything
+from models.engine import Trainer, predict
 from models.fused import FusedTrainer, fusion_blocker
 from models.losses import output_size
 from models.metrics import compute_metrics, confusion_matrix, error_analysis, per_class_metrics
 from models.registry import FAMILIES, build_model
+from models.tensordata import TensorData, seed_everything
 
 __all__ = [
     "FAMILIES",

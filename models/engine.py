@@ -1,4 +1,4 @@
-"""The training loop: ``TensorData``, ``Trainer`` (losses, optimizers, schedulers), seeding.
+"""The training loop: ``Trainer`` (losses, optimizers, schedulers, early stopping, checkpoints).
 
 Batches are taken by slicing tensors with a seeded permutation; a DataLoader over in-memory tensors
 was measured ~50% slower on these models (FACTS.md).
@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from torch import nn
 from models.inference import EVAL_BATCH, as_tensor, predict, to_predictions
 from models.lazy_dynamo import defer_dynamo_import
 from models.losses import loss_value, resolve_loss
+from models.tensordata import TensorData, resolve_device
 from orchestrator.errors import ConfigError, TrainingError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -29,43 +28,6 @@ SCHEDULERS = ("none", "step", "cosine", "plateau", "onecycle")
 
 # torch.optim imports torch._dynamo (~2.5 s) with the first optimizer; fused folds never need it
 defer_dynamo_import()
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, numpy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-@dataclass
-class TensorData:
-    """Model inputs ``x``, targets ``y`` and, for sequences, valid ``lengths`` (int64)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    lengths: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    def take(self, idx: torch.Tensor) -> TensorData:
-        """The samples at ``idx`` (an index tensor)."""
-        lengths = None if self.lengths is None else self.lengths[idx]
-        return TensorData(self.x[idx], self.y[idx], lengths)
-
-    def to(self, device: torch.device | str) -> TensorData:
-        lengths = None if self.lengths is None else self.lengths.to(device)
-        return TensorData(self.x.to(device), self.y.to(device), lengths)
-
-
-def resolve_device(name: str | None) -> torch.device:
-    name = name or "auto"
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("training.device is 'cuda' but no CUDA device is available; use 'auto'")
-    return torch.device(name)
 
 
 class Trainer:
