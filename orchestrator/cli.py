@@ -395,6 +395,9 @@ def entry() -> NoReturn:
 
     Exceptions other than ``SystemExit`` (a bug) propagate with their traceback as usual.
     """
+    from orchestrator.leanimports import block_notebook_probes
+
+    block_notebook_probes()  # a command never runs in a notebook: MLflow need not import IPython
     try:
         main()
     except SystemExit as exc:

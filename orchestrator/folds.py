@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,9 @@ from models.metrics import light_metrics
 from orchestrator.config import Config
 from orchestrator.errors import TrainingError
 from orchestrator.foldcache import FOLD_CACHE, MAX_BYTES, FoldData, fold_key
+
+MAX_FOLD_THREADS = 8
+THREADED_FOLDS_VALUES = 1_000_000  # rows × columns from which folds are fitted in threads
 
 
 @dataclass(frozen=True)
@@ -80,21 +85,38 @@ def uses_early_stop(config: Config, early_stop: bool = True) -> bool:
 
 def precompute_folds(prepared: PreparedData, config: Config) -> PreparedData:
     """``prepared`` with every fold of ``config`` split and fitted (see :class:`PrecomputedFolds`);
-    unchanged where the folds' tensors together exceed the fold cache's byte limit."""
+    unchanged where the folds' tensors together exceed the fold cache's byte limit.
+
+    A large table's folds are fitted in threads, one per core: the driver does this while the
+    trial workers wait, and part of it is numpy work on whole columns, which runs outside the
+    GIL (3 folds of a 200,000 × 50 table: 1.48–1.75 s against 2.12 s one after another, on 2
+    cores). A small one's gain no longer pays for the threads (digits: 0.5 s either way).
+    """
     splits = prepared.splits(config)
     use_es = uses_early_stop(config)
-    entries: dict[tuple, FoldData] = {}
-    for i, (tr, va) in enumerate(splits):
+
+    def fit(i: int) -> tuple[tuple, FoldData]:
+        tr, va = splits[i]
         seed = fold_seed(config.seed, 1, i)
         data = prepare_fold(prepared.dataset, tr, va, prepared, config, seed, use_es)
         shape = FoldShape(tuple(data.preprocessor.output_shape_))
-        entries[fold_key(prepared.token, i + 1, config, seed, use_es)] = dataclasses.replace(
-            data, preprocessor=shape
-        )
+        key = fold_key(prepared.token, i + 1, config, seed, use_es)
+        return key, dataclasses.replace(data, preprocessor=shape)
+
+    threads = min(len(splits), os.cpu_count() or 1, MAX_FOLD_THREADS)
+    if threads > 1 and _values(prepared.dataset) >= THREADED_FOLDS_VALUES:
+        with ThreadPoolExecutor(threads, thread_name_prefix="automl-folds") as pool:
+            entries = dict(pool.map(fit, range(len(splits))))
+    else:
+        entries = dict(fit(i) for i in range(len(splits)))
     if sum(e.nbytes for e in entries.values()) > MAX_BYTES:
         return prepared
     folds = PrecomputedFolds(split_key(config), splits, entries)
     return dataclasses.replace(prepared, folds=folds)
+
+
+def _values(ds: Dataset) -> int:
+    return int(np.prod(np.shape(ds.X)))
 
 
 def fold_seed(master: int, *path: int) -> int:

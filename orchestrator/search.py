@@ -22,10 +22,12 @@ from orchestrator.pipeline import PreparedRun, RefitResult, prepare_run, refit_a
 from orchestrator.raystart import ensure_ray
 from orchestrator.space import (
     expected_trials,
+    grid_points,
     grid_size,
     to_tune_space,
     validate_space,
 )
+from orchestrator.trialorder import longest_first
 from orchestrator.trials import (
     TrialPrinter,
     TrialSummary,
@@ -80,12 +82,25 @@ class SearchResult:
         }
 
 
-def build_searcher(config: Config, parsed: dict, metric: str, mode: str, max_concurrent: int):
+def build_searcher(
+    config: Config,
+    parsed: dict,
+    metric: str,
+    mode: str,
+    max_concurrent: int,
+    grid_order: list[dict[str, Any]] | None = None,
+):
+    """Tune's searcher; ``grid_order``: a grid's points in the order its trials are to start
+    (every point once, as ``points_to_evaluate``; see ``orchestrator.trialorder``)."""
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
     search = config.search
     if search.algorithm in ("grid", "random"):
-        return BasicVariantGenerator(random_state=config.seed, max_concurrent=max_concurrent)
+        return BasicVariantGenerator(
+            points_to_evaluate=grid_order if search.algorithm == "grid" else None,
+            random_state=config.seed,
+            max_concurrent=max_concurrent,
+        )
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -96,6 +111,13 @@ def build_searcher(config: Config, parsed: dict, metric: str, mode: str, max_con
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher = OptunaSearch(metric=metric, mode=mode, sampler=sampler)
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+
+
+def _num_samples(search, order: list | None) -> int:
+    """Tune's ``num_samples``: each point of a grid's order replaces one sample."""
+    if order:
+        return len(order)
+    return 1 if search.algorithm == "grid" else search.num_samples
 
 
 def _startup(search) -> int:
@@ -367,13 +389,16 @@ def _tune(
         if search.algorithm == "grid" and grid_size(parsed) > 10_000:
             raise ConfigError(f"the grid has {grid_size(parsed)} points; at most 10000 allowed")
         metric, mode = search.metric, search.mode
+        order = None
+        if search.algorithm == "grid":  # the dearest trials first: none left alone at the end
+            order = longest_first(grid_points(parsed), config, prepared)
         tuner = tune.Tuner(
             trainable,
             param_space=to_tune_space(parsed, search.algorithm),
             tune_config=tune.TuneConfig(
-                search_alg=build_searcher(config, parsed, metric, mode, max_concurrent),
+                search_alg=build_searcher(config, parsed, metric, mode, max_concurrent, order),
                 scheduler=build_scheduler(config, metric, mode),
-                num_samples=1 if search.algorithm == "grid" else search.num_samples,
+                num_samples=_num_samples(search, order),
                 reuse_actors=True,
             ),
             run_config=run_config,

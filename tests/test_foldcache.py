@@ -41,6 +41,25 @@ def test_a_second_trial_reuses_the_folds_and_trains_identically():
     assert cv2.folds[0].preprocessor is cv1.folds[0].preprocessor
 
 
+def test_folds_fitted_in_threads_equal_folds_fitted_one_after_another(monkeypatch):
+    """A large table's folds are fitted in threads; what they hold must not depend on that."""
+    import orchestrator.folds as folds
+
+    config = tiny_config(**{"split.folds": 3, "data.scaling": "minmax"})
+    prepared = prepare_run(config).prepared
+    monkeypatch.setattr(folds, "THREADED_FOLDS_VALUES", 0)  # iris counts as large
+    threaded = folds.precompute_folds(prepared, config)
+    monkeypatch.setattr(folds, "MAX_FOLD_THREADS", 1)
+    sequential = folds.precompute_folds(prepared, config)
+    assert list(threaded.folds.entries) == list(sequential.folds.entries)  # keys, in fold order
+    for key, a in threaded.folds.entries.items():
+        b = sequential.folds.entries[key]
+        assert a.preprocessor == b.preprocessor
+        for part in ("fit", "val"):
+            x, y = getattr(a, part), getattr(b, part)
+            assert torch.equal(x.x, y.x) and torch.equal(x.y, y.y)
+
+
 @pytest.mark.parametrize(
     "change",
     [
