@@ -177,23 +177,25 @@ def error_analysis(
         return frame.reset_index(drop=True)
     p = np.asarray(output, dtype=np.float64)
     y = y.astype(np.int64)
-    pred = p.argmax(axis=1)
-    rows = np.arange(len(y))
-    frame = pd.DataFrame(
-        {
-            "index": rows,
-            "true": y,
-            "predicted": pred,
-            "confidence": p[rows, pred],
-            "error": 1.0 - p[rows, y],
-        }
-    )
+    error = 1.0 - p[np.arange(len(y)), y]
+    # the worst rows first, ties in row order (as a stable descending sort), before any frame
+    worst = np.argsort(-error, kind="stable")[:top]
+    pred = p[worst].argmax(axis=1)
+    true = y[worst]
     if class_names is not None:
         names = np.asarray([str(c) for c in class_names], dtype=object)
-        frame["true"] = names[frame["true"].to_numpy()]
-        frame["predicted"] = names[frame["predicted"].to_numpy()]
-    frame = frame.sort_values("error", ascending=False, kind="stable").head(top)
-    return frame.reset_index(drop=True)
+        true, pred_out = names[true], names[pred]
+    else:
+        pred_out = pred
+    return pd.DataFrame(
+        {
+            "index": worst,
+            "true": true,
+            "predicted": pred_out,
+            "confidence": p[worst, pred],
+            "error": error[worst],
+        }
+    )
 
 
 LIGHT_METRICS = {

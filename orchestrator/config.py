@@ -197,8 +197,10 @@ class TrackingConfig(Section):
     trial_figures: Literal["all", "best", "none"] = Field(
         "best",
         description="PNG figures of a trial (confusion matrix, ROC, learning curves): for every "
-        "trial, for each trial that is the best so far when it ends (the search's best always "
-        "has them), or for none; every trial logs the tables (true = all, false = none)",
+        "trial, for each trial that is the best so far when it ends and still the best when "
+        "the tracking writer has no newer result waiting (the search's best always has them; "
+        "trials that end together draw once), or for none; every trial logs the tables "
+        "(true = all, false = none)",
     )
 
     @field_validator("trial_figures", mode="before")

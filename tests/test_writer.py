@@ -175,14 +175,10 @@ def test_a_tracking_failure_ends_that_run_failed_and_the_search_goes_on(search):
     assert runs["t_good"].data.tags["automl.status"] == "STOPPED"
 
 
-@pytest.mark.parametrize(
-    ("setting", "drawn"),
-    [("best", {"t1", "t3"}), (True, {"t1", "t2", "t3", "t4"}), ("none", set())],
-)
-def test_trial_figures_for_the_best_so_far_every_trial_or_none(search, setting, drawn):
-    """``best`` (the default) draws the PNGs of a trial whose CV mean beats every trial that
-    finished before it, so the search's best always has them; every trial keeps its tables
-    and its files land in the store's artifact folder (the store is local)."""
+def _figure_trials(search, setting, attach_after: bool):
+    """Four trials (CV accuracy 0.5, 0.4, 0.7, 0.7) through a writer; the trials with PNGs.
+    ``attach_after``: all four are queued before the writer may write (trials ending together),
+    else each is written before the next one is queued."""
     import dataclasses
 
     from orchestrator.crossval import cross_validate
@@ -197,11 +193,18 @@ def test_trial_figures_for_the_best_so_far_every_trial_or_none(search, setting, 
         folds = [{**fold, "accuracy": accuracy} for fold in cv.result.per_fold]
         return dataclasses.replace(cv.result, per_fold=folds)
 
-    with TrialRunWriter(tracker.ids, config, run.prepared.task) as writer:
+    writer = TrialRunWriter(None if attach_after else tracker.ids, config, run.prepared.task)
+    if not attach_after:
+        writer.figure_delay_s = 0.0  # a best's figures are due at once
+    with writer:
         for trial_id, accuracy in [("t1", 0.5), ("t2", 0.4), ("t3", 0.7), ("t4", 0.7)]:
             writer.on_trial_start(0, [], _trial(trial_id, 0.01))
             payload = {"epochs": [], "cv": scored(accuracy), "class_names": cv.class_names}
             writer.on_trial_result(0, [], _trial(trial_id, 0.01), {RESULT_KEY: payload})
+            if not attach_after:  # written (figures included) before the next trial ends
+                assert writer.wait_written()
+        if attach_after:
+            writer.attach(tracker.ids)
     assert writer.errors == [] and 0 < writer.cpu_seconds
     client = MlflowClient(tracker.tracking_uri)
     with_png = set()
@@ -212,7 +215,65 @@ def test_trial_figures_for_the_best_so_far_every_trial_or_none(search, setting, 
             with_png.add(trial_id)
         else:
             assert not any(name.endswith(".png") for name in names), names
-    assert with_png == drawn
+    return with_png
+
+
+@pytest.mark.parametrize(
+    ("setting", "drawn"),
+    [("best", {"t1", "t3"}), (True, {"t1", "t2", "t3", "t4"}), ("none", set())],
+)
+def test_trial_figures_for_the_best_so_far_every_trial_or_none(search, setting, drawn):
+    """``best`` (the default) draws the PNGs of a trial whose CV mean beats every trial that
+    finished before it (each is written, and its figures due, before the next ends), so the
+    search's best always has them; every trial keeps its tables and its files land in the
+    store's artifact folder (the store is local)."""
+    assert _figure_trials(search, setting, attach_after=False) == drawn
+
+
+@pytest.mark.parametrize(
+    ("setting", "drawn"),
+    [("best", {"t3"}), (True, {"t1", "t2", "t3", "t4"}), ("none", set())],
+)
+def test_best_figures_of_trials_ending_together_are_drawn_once(search, setting, drawn):
+    """Trials whose results wait in the writer's queue together: ``best`` draws only the one
+    still the best once its figures are due (t1 was beaten by t3 before then)."""
+    assert _figure_trials(search, setting, attach_after=True) == drawn
+
+
+def test_a_best_trials_figures_are_drawn_once_it_stayed_the_best_for_the_delay(search):
+    """With nothing else happening, the writer wakes up to draw the pending best's figures once
+    ``figure_delay_s`` has passed: not before, and not only at the search's end."""
+    import dataclasses
+    import time
+
+    from orchestrator.crossval import cross_validate
+
+    tracker, config = search
+    config = apply_overrides(config, {"tracking.trial_figures": "best", "training.epochs": 1})
+    run = prepare_run(config)
+    cv = cross_validate(run.prepared, config)
+    list(cv)
+    client = MlflowClient(tracker.tracking_uri)
+
+    def pngs() -> set[str]:
+        found = _runs(client, tracker)["t1"]
+        return {a.path for a in client.list_artifacts(found.info.run_id) if a.path.endswith("png")}
+
+    with TrialRunWriter(tracker.ids, config, run.prepared.task) as writer:
+        writer.figure_delay_s = 1.5
+        writer.on_trial_start(0, [], _trial("t1", 0.01))
+        payload = {"epochs": [], "cv": dataclasses.replace(cv.result), "class_names": None}
+        ended = time.monotonic()
+        writer.on_trial_result(0, [], _trial("t1", 0.01), {RESULT_KEY: payload})
+        assert writer.wait_written()
+        assert pngs() == set() or time.monotonic() - ended >= 1.5  # not due yet
+        deadline = time.monotonic() + 30
+        while not pngs() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        drawn_after = time.monotonic() - ended
+        assert pngs() == {"confusion_matrix.png", "roc_curve.png", "learning_curves.png"}
+        assert writer._thread is not None  # drawn while the search (the writer) still runs
+    assert drawn_after >= 1.5 and writer.errors == []
 
 
 def test_a_resumed_search_draws_best_figures_only_for_trials_that_beat_its_earlier_ones(search):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,12 +34,70 @@ def confusion_frame(cm: np.ndarray, class_names: list[str]) -> pd.DataFrame:
     return frame
 
 
+def write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> None:
+    """``frame.to_csv(path, index=index)`` for the small tables a trial logs, through the csv
+    module: the same file (floats as repr, NaN as an empty field) at about half of pandas' cost,
+    which the driver's writer pays for every trial."""
+    header = [str(c) for c in frame.columns]
+    rows = frame.to_numpy(dtype=object).tolist()
+    if index:
+        header = [frame.index.name or "", *header]
+        rows = [[label, *row] for label, row in zip(frame.index.tolist(), rows, strict=True)]
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f, lineterminator="\n")
+        out.writerow(header)
+        out.writerows([["" if _is_nan(v) else v for v in row] for row in rows])
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value
+
+
+def write_cv_figures(
+    folder: Path,
+    cv: CVResult,
+    task: str,
+    class_names: list[str] | None,
+    metric: str | None = None,
+) -> None:
+    """A trial's PNGs: out-of-fold confusion matrix and ROC (classification), learning curves."""
+    from models import confusion_matrix
+    from orchestrator.plots import confusion_matrix_figure, learning_curves_figure, roc_curve_figure
+
+    output, y, names = _oof(cv, task, class_names)
+    if task == "classification":
+        cm = confusion_matrix(y, output.argmax(axis=1), output.shape[1])
+        confusion_matrix_figure(cm, names).save(folder / "confusion_matrix.png")
+        roc_curve_figure(y, output, names).save(folder / "roc_curve.png")
+    metric = metric or ("val_accuracy" if task == "classification" else "val_r2")
+    if cv.history:
+        learning_curves_figure(cv.history, metric).save(folder / "learning_curves.png")
+
+
+def _oof(
+    cv: CVResult, task: str, class_names: list[str] | None
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """The out-of-fold outputs and targets of the rows some fold validated, and class names."""
+    output, y = np.asarray(cv.oof_output), np.asarray(cv.oof_true)
+    seen = ~np.isnan(output).any(axis=1) if output.ndim == 2 else ~np.isnan(output)
+    output, y = output[seen], y[seen]  # rows that were in no validation fold (time series)
+    names = None
+    if task == "classification":
+        k = output.shape[1]
+        names = (
+            [str(c) for c in class_names]
+            if class_names and len(class_names) == k
+            else [str(i) for i in range(k)]
+        )
+    return output, y, names
+
+
 def write_confusion(
     folder: Path, cm: np.ndarray, class_names: list[str], stem: str, figure: bool = True
 ) -> None:
     from orchestrator.plots import confusion_matrix_figure
 
-    confusion_frame(cm, class_names).to_csv(folder / f"{stem}.csv")
+    write_csv(confusion_frame(cm, class_names), folder / f"{stem}.csv", index=True)
     if figure:
         confusion_matrix_figure(cm, class_names).save(folder / f"{stem}.png")
 
@@ -52,35 +111,21 @@ def write_cv_artifacts(
     metric: str | None = None,
     figures: bool = True,
 ) -> None:
-    """Out-of-fold confusion matrix, ROC, learning curves, error analysis, cleaning report.
+    """Out-of-fold confusion matrix, error analysis, CV summary and cleaning report, and
+    (``figures``) the PNGs of :func:`write_cv_figures`.
 
     ``figures=False`` keeps the tables and drops the PNGs, which are most of a trivial trial's
     tracking cost (``tracking.trial_figures``).
     """
     from models import confusion_matrix, error_analysis
-    from orchestrator.plots import learning_curves_figure, roc_curve_figure
 
-    output, y = np.asarray(cv.oof_output), np.asarray(cv.oof_true)
-    seen = ~np.isnan(output).any(axis=1) if output.ndim == 2 else ~np.isnan(output)
-    output, y = output[seen], y[seen]  # rows that were in no validation fold (time series)
-    names = None
+    output, y, names = _oof(cv, task, class_names)
     if task == "classification":
-        k = output.shape[1]
-        names = (
-            [str(c) for c in class_names]
-            if class_names and len(class_names) == k
-            else [str(i) for i in range(k)]
-        )
-        cm = confusion_matrix(y, output.argmax(axis=1), k)
-        write_confusion(folder, cm, names, "confusion_matrix", figure=figures)
-        if figures:
-            roc_curve_figure(y, output, names).save(folder / "roc_curve.png")
-    metric = metric or ("val_accuracy" if task == "classification" else "val_r2")
-    if cv.history and figures:
-        learning_curves_figure(cv.history, metric).save(folder / "learning_curves.png")
-    error_analysis(task, y, output, class_names=names).to_csv(
-        folder / "error_analysis.csv", index=False
-    )
+        cm = confusion_matrix(y, output.argmax(axis=1), output.shape[1])
+        write_csv(confusion_frame(cm, names), folder / "confusion_matrix.csv", index=True)
+    if figures:
+        write_cv_figures(folder, cv, task, class_names, metric)
+    write_csv(error_analysis(task, y, output, class_names=names), folder / "error_analysis.csv")
     summary = {
         k: {"mean": v["mean"], "std": v["std"], "per_fold": v["per_fold"]}
         for k, v in cv.summary().items()

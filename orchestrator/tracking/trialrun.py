@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from orchestrator.tracking.artifacts import cv_metrics, write_cv_artifacts
+from orchestrator.tracking.artifacts import cv_metrics, write_cv_artifacts, write_cv_figures
 from orchestrator.tracking.sqlbatch import create_run, log_batch
 from orchestrator.tracking.stores import (
     METRICS_PER_BATCH,
@@ -187,6 +187,21 @@ class TrialTracker:
             self.fail(f"logging the trial's results failed: {type(err).__name__}: {err}")
             raise
         self._ended = True
+        self.seconds += time.perf_counter() - started
+
+    def draw_figures(
+        self,
+        cv: CVResult,
+        task: str,
+        class_names: list[str] | None = None,
+        metric: str | None = None,
+    ) -> None:
+        """The trial's PNG figures, added to its run (also once the run has ended)."""
+        if self.run_id is None:
+            return
+        started = time.perf_counter()
+        with artifact_folder(self.client, self.run_id, self.artifact_uri) as folder:
+            write_cv_figures(folder, cv, task, class_names, metric)
         self.seconds += time.perf_counter() - started
 
     def _write_config(self, folder: Path) -> None:
