@@ -252,9 +252,10 @@ def run_search(
                 if tracker is not None:
                     from orchestrator.tracking import log_refit, prewarm_model_logging
 
-                    prewarm_model_logging()  # (begun in the search's tail, if it had one)
+                    prewarm = prewarm_model_logging()  # (begun in the search's tail, if any)
                 refit_result = refit_and_test(run, best_config, best_epochs(best, best_config))
                 if tracker is not None:
+                    prewarm.join()  # its imports are the logging's: never two threads at once
                     refit_result.tracking = log_refit(
                         tracker,
                         refit_result,
