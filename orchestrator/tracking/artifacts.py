@@ -61,12 +61,26 @@ def write_cv_figures(
     metric: str | None = None,
 ) -> None:
     """A trial's PNGs: out-of-fold confusion matrix and ROC (classification), learning curves."""
+    output, y, names = _oof(cv, task, class_names)
+    _save_figures(folder, cv, task, output, y, names, metric)
+
+
+def _save_figures(
+    folder: Path,
+    cv: CVResult,
+    task: str,
+    output: np.ndarray,
+    y: np.ndarray,
+    names: list[str] | None,
+    metric: str | None,
+    cm: np.ndarray | None = None,
+) -> None:
     from models import confusion_matrix
     from orchestrator.plots import confusion_matrix_figure, learning_curves_figure, roc_curve_figure
 
-    output, y, names = _oof(cv, task, class_names)
     if task == "classification":
-        cm = confusion_matrix(y, output.argmax(axis=1), output.shape[1])
+        if cm is None:
+            cm = confusion_matrix(y, output.argmax(axis=1), output.shape[1])
         confusion_matrix_figure(cm, names).save(folder / "confusion_matrix.png")
         roc_curve_figure(y, output, names).save(folder / "roc_curve.png")
     metric = metric or ("val_accuracy" if task == "classification" else "val_r2")
@@ -120,11 +134,12 @@ def write_cv_artifacts(
     from models import confusion_matrix, error_analysis
 
     output, y, names = _oof(cv, task, class_names)
+    cm = None
     if task == "classification":
         cm = confusion_matrix(y, output.argmax(axis=1), output.shape[1])
-        write_csv(confusion_frame(cm, names), folder / "confusion_matrix.csv", index=True)
+        write_confusion(folder, cm, names, "confusion_matrix", figure=False)
     if figures:
-        write_cv_figures(folder, cv, task, class_names, metric)
+        _save_figures(folder, cv, task, output, y, names, metric, cm)
     write_csv(error_analysis(task, y, output, class_names=names), folder / "error_analysis.csv")
     summary = {
         k: {"mean": v["mean"], "std": v["std"], "per_fold": v["per_fold"]}

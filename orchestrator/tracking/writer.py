@@ -14,10 +14,12 @@ error, and one still open when the search ends (interrupted) KILLED.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -176,38 +178,53 @@ class TrialRunWriter(tune.Callback):
             try:
                 kind, trial_id, data = self._queue.get(timeout=self._until_figures_due())
             except queue.Empty:  # the pending best's figures are due and nothing came since
-                started, started_cpu = time.perf_counter(), time.thread_time()
-                self._draw_pending_figures()
-                self.seconds += time.perf_counter() - started
-                self.cpu_seconds += time.thread_time() - started_cpu
+                with self._busy():
+                    self._draw_pending_figures()
                 continue
             if self._start_error is not None:  # no parent run: the search reports why
                 if kind is _CLOSE:
                     return
                 self._count_handled()
                 continue
-            started, started_cpu = time.perf_counter(), time.thread_time()
-            if kind is _CLOSE:
-                for open_id, tracker in list(self._trackers.items()):
-                    self._end_quietly(open_id, tracker, lambda t, r=data: t.kill(r))
-                self._trackers.clear()
-            else:
-                try:
-                    self._handle(kind, trial_id, data)
-                except Exception as err:  # tracking must never stop the search
-                    line = f"trial {trial_id}: {type(err).__name__}: {err}".splitlines()[0]
-                    self.errors.append(line)
-                    logger.warning("MLflow logging failed for %s", line)
-                    tracker = self._trackers.pop(trial_id, None)
-                    if tracker is not None:
-                        self._end_quietly(trial_id, tracker, lambda t, e=line: t.fail(e))
-            if kind is _CLOSE or (self._queue.empty() and self._until_figures_due() == 0):
-                self._draw_pending_figures()
-            self.seconds += time.perf_counter() - started
-            self.cpu_seconds += time.thread_time() - started_cpu
+            with self._busy():
+                self._write(kind, trial_id, data)
             if kind is _CLOSE:
                 return
             self._count_handled()
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Count the block's wall and thread CPU time into ``seconds`` and ``cpu_seconds``."""
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.cpu_seconds += time.thread_time() - started_cpu
+
+    def _write(self, kind: Any, trial_id: str, data: Any) -> None:
+        """One queued item: a trial's event, or the close (every open run ends KILLED)."""
+        if kind is _CLOSE:
+            for open_id, tracker in list(self._trackers.items()):
+                self._end_quietly(open_id, tracker, lambda t, r=data: t.kill(r))
+            self._trackers.clear()
+        else:
+            try:
+                self._handle(kind, trial_id, data)
+            except Exception as err:  # tracking must never stop the search
+                line = self._record_error(trial_id, err)
+                tracker = self._trackers.pop(trial_id, None)
+                if tracker is not None:
+                    self._end_quietly(trial_id, tracker, lambda t, e=line: t.fail(e))
+        if kind is _CLOSE or (self._queue.empty() and self._until_figures_due() == 0):
+            self._draw_pending_figures()
+
+    def _record_error(self, trial_id: str, err: Exception, what: str = "") -> str:
+        """One line in ``errors`` and the log for a tracking failure; returns the line."""
+        line = f"trial {trial_id}: {what}{type(err).__name__}: {err}".splitlines()[0]
+        self.errors.append(line)
+        logger.warning("MLflow logging failed for %s", line)
+        return line
 
     def _count_handled(self) -> None:
         with self._progress:
@@ -277,9 +294,7 @@ class TrialRunWriter(tune.Callback):
         try:
             tracker.draw_figures(*args)
         except Exception as err:  # tracking must never stop the search
-            line = f"trial {trial_id}: figures: {type(err).__name__}: {err}".splitlines()[0]
-            self.errors.append(line)
-            logger.warning("MLflow logging failed for %s", line)
+            self._record_error(trial_id, err, "figures: ")
 
     def _draws_figures(self, trial_id: str, cv) -> bool:
         """Whether a finished trial gets PNG figures: always, never, or (``best``) when its CV
