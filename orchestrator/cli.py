@@ -232,6 +232,7 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         address=address,
         storage=storage,
         on_trial=print_trial,
+        stop_ray_after_trials=_process["exits_after_command"],
     )
     print_search_result(result)
     if json_path:
@@ -390,12 +391,20 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+# The process ends with its command (the console script, :func:`entry`): what it started, Ray
+# above all, is stopped at exit anyway, so a search may stop Ray as soon as its trials are over.
+# Not so for main() called in a process that goes on (click's test runner, a notebook).
+_process = {"exits_after_command": False}
+
+
 def entry() -> NoReturn:
     """The ``automl`` console script: :func:`main`, then :func:`fast_exit` with its status.
 
     Exceptions other than ``SystemExit`` (a bug) propagate with their traceback as usual.
     """
     from orchestrator.leanimports import block_notebook_probes
+
+    _process["exits_after_command"] = True
 
     block_notebook_probes()  # a command never runs in a notebook: MLflow need not import IPython
     try:

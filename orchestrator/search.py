@@ -19,7 +19,7 @@ from orchestrator.defaults import with_default_space
 from orchestrator.errors import AutoMLError, ConfigError
 from orchestrator.folds import PreparedData, precompute_folds
 from orchestrator.pipeline import PreparedRun, RefitResult, prepare_run, refit_and_test
-from orchestrator.raystart import ensure_ray
+from orchestrator.raystart import ensure_ray, stop_ray_in_background
 from orchestrator.space import (
     expected_trials,
     grid_points,
@@ -188,8 +188,14 @@ def run_search(
     callbacks: list | None = None,
     on_trial: Callable[[TrialSummary], None] | None = None,
     refit: bool = True,
+    stop_ray_after_trials: bool = False,
 ) -> SearchResult:
-    """Run (or resume) a search, then refit the best configuration and test it once."""
+    """Run (or resume) a search, then refit the best configuration and test it once.
+
+    ``stop_ray_after_trials``: the caller has no use for Ray after this search (the command
+    line), so Ray stops in a thread as soon as the trials are over, beside the refit and its
+    logging (:func:`~orchestrator.raystart.stop_ray_in_background`).
+    """
     started = time.perf_counter()
     # Ray first: its workers import what trials need while the data is prepared
     ensure_ray(address)
@@ -234,6 +240,8 @@ def run_search(
                     parent.begin()
                 if stop is not None:
                     stop.release()
+        if stop_ray_after_trials:
+            stop_ray_in_background()
         tracker = parent.result() if parent is not None else None
         if tracker is not None:
             tracker.close_open_trials({t.trial_id: (t.status, t.error) for t in trials})

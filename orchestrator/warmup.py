@@ -52,11 +52,9 @@ def import_in_background(
                 importlib.import_module(name)
         if enabled:
             with contextlib.suppress(Exception):
-                from mlflow import MlflowClient
+                from orchestrator.tracking.stores import tracking_client
 
-                from orchestrator.tracking.stores import resolve_tracking_uri
-
-                MlflowClient(resolve_tracking_uri(tracking.tracking_uri))  # builds, caches it
+                tracking_client(tracking.tracking_uri)  # builds the store, MLflow caches it
         if enabled and tracking.trial_figures != "none":
             with contextlib.suppress(Exception):
                 from orchestrator.plots import warm_up

@@ -9,6 +9,12 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# the tests' new SQLite stores start from a template the session builds in a folder of its own
+# (tracking/schema.py), not from the machine's cache
+if "AUTOML_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["AUTOML_CACHE_DIR"] = tempfile.mkdtemp(prefix="automl-test-cache-")
 
 
 @pytest.fixture(autouse=True)

@@ -194,6 +194,13 @@ def test_search_without_a_config_runs_a_default_search(tmp_path, tiny_csv, monke
         str(out),
     )
     assert result.exit_code == 0, result.output
+    import ray
+
+    # main() in a process that goes on (here the test runner) leaves Ray running; only the
+    # console script, which stops Ray at exit anyway, stops it when the trials are over
+    from orchestrator import raystart
+
+    assert raystart._stopping == [] and ray.is_initialized()
     payload = json.loads(out.read_text())
     assert payload["algorithm"] == "random" and payload["num_trials"] == 2
     # the default space for an FNN on a table searches lr, dropout, batch size and layer sizes

@@ -318,3 +318,48 @@ def test_actors_dropped_before_they_started_are_killed_at_the_end(ray_session, t
     time.sleep(slow_s + 1.5)  # the dropped actor would have finished starting by now
     assert (tmp_path / "first").exists()
     assert list(tmp_path.glob("slow-ready-*")) == []
+
+
+# A search told that Ray has no use after it (the command line) stops Ray in a thread once its
+# trials are over, while the driver refits; stop_ray then waits for that thread.
+STOP_AFTER_TRIALS_SCRIPT = r"""
+import json, sys
+import psutil, ray
+from orchestrator import raystart, search
+from tests.conftest import tiny_config
+
+seen = {}
+real_refit = search.refit_and_test
+def refit(*args, **kwargs):
+    seen["stop_threads"] = [t.name for t in raystart._stopping]
+    out = real_refit(*args, **kwargs)
+    for t in raystart._stopping:
+        t.join(60)
+    seen["initialized_after_refit"] = ray.is_initialized()
+    return out
+search.refit_and_test = refit
+
+raystart.ensure_ray(num_cpus=2)
+ray_processes = psutil.Process().children(recursive=True)
+config = tiny_config(**{"search.algorithm": "grid", "training.epochs": 2,
+    "search.space": {"training.optimizer.lr": {"grid": [1e-3, 3e-3]}}})
+result = search.run_search(config, name="stop", storage=sys.argv[1],
+                           stop_ray_after_trials=True)
+raystart.stop_ray()
+_, alive = psutil.wait_procs(ray_processes, timeout=10)
+alive = [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+print("RESULT " + json.dumps({**seen, "trials": len(result.trials),
+    "test": result.refit.test_metrics if result.refit else None,
+    "left": len(raystart._stopping), "ray_processes": len(ray_processes), "alive": alive}))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_search_stops_ray_beside_its_refit(tmp_path):
+    found = json.loads(script_result(STOP_AFTER_TRIALS_SCRIPT, str(tmp_path)))
+    assert found["trials"] == 2
+    assert found["stop_threads"] == ["automl-ray-stop"]  # begun before the refit started
+    assert found["initialized_after_refit"] is False  # it stopped Ray while the refit ran
+    assert found["test"] and 0.0 <= found["test"]["accuracy"] <= 1.0  # the refit is whole
+    assert found["left"] == 0  # stop_ray waited for the thread
+    assert found["ray_processes"] >= 3 and found["alive"] == [], found

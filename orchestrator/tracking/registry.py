@@ -30,6 +30,7 @@ from orchestrator.tracking.stores import (
     metric_base,
     resolve_tracking_uri,
     set_tags,
+    tracking_client,
     use_tracking_uri,
 )
 
@@ -118,7 +119,7 @@ def log_refit(
     else:
         uri, experiment_id, parent_id = parent
     uri = resolve_tracking_uri(uri)
-    client = MlflowClient(uri)
+    client = tracking_client(uri)
     experiment = client.get_experiment(experiment_id).name
     task = refit.predictor.task
     metric = metric or config.search.metric or ("accuracy" if task == "classification" else "r2")

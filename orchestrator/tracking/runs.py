@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from orchestrator.errors import AutoMLError, TrackingError
@@ -28,6 +27,7 @@ from orchestrator.tracking.stores import (
     one_line,
     resolve_tracking_uri,
     set_tags,
+    tracking_client,
 )
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class SearchTracker:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.experiment_name = experiment_name
         try:
-            self.client = MlflowClient(self.tracking_uri)
+            self.client = tracking_client(self.tracking_uri)
         except Exception as err:
             raise store_error(self.tracking_uri, err) from err
         self.experiment_id: str | None = None

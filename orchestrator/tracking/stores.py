@@ -36,6 +36,7 @@ from orchestrator.tracking.keys import (  # noqa: F401  (re-exported: stores was
     is_better,
     metric_base,
 )
+from orchestrator.tracking.schema import seed_sqlite_store
 from orchestrator.tracking.sqlbatch import log_batch
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
@@ -62,6 +63,14 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     if "://" not in uri and not uri.startswith(("databricks", "file:")):
         return Path(uri).resolve().as_uri()  # a bare directory: the file store
     return uri
+
+
+def tracking_client(uri: str | None = None) -> MlflowClient:
+    """An MlflowClient of the resolved URI, for code that writes to the store: a SQLite store
+    that does not exist yet starts as a copy of MLflow's empty schema (``schema``)."""
+    uri = resolve_tracking_uri(uri)
+    seed_sqlite_store(uri)
+    return MlflowClient(uri)
 
 
 def artifact_location(tracking_uri: str, experiment: str) -> str | None:
