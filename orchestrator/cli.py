@@ -221,7 +221,15 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
 
     # Ray's start-up is mostly waiting: the heavy imports below happen meanwhile, in a thread
     stacked = config.model.family in stacked_families(config.training.fuse_folds)
-    start_ray_and_import(address, stacked=stacked)
+    from orchestrator import gcpause
+
+    # the console script's heavy imports run with the garbage collector paused (gcpause)
+    paused = _process["exits_after_command"] and gcpause.pause()
+    try:
+        start_ray_and_import(address, stacked=stacked)
+    finally:
+        if paused:
+            gcpause.resume()  # MLflow's imports, in a thread, come later: collected as usual
     from orchestrator.report import print_search_result, print_trial
     from orchestrator.search import run_search
 

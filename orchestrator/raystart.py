@@ -26,9 +26,10 @@ from typing import Any
 from orchestrator.tunehooks import prepare_worker_env, reuse_prestarted_workers
 from orchestrator.warmup import SEARCH_MODULES, UNSTACKED_MODULES, import_in_background
 
-# What a trial worker needs: the trainable (torch, ray.tune, data, models). Trials never call
-# MLflow (the driver's writer logs their runs), so workers do not import it.
-PRELOAD_MODULES = ("orchestrator.trial",)
+# What a trial worker needs: the trainable (torch, ray.tune, data, models), imported with the
+# garbage collector paused (orchestrator.workerstart). Trials never call MLflow (the driver's
+# writer logs their runs), so workers do not import it.
+PRELOAD_MODULES = ("orchestrator.workerstart",)
 OUTER_RUN_ENV = "MLFLOW_RUN_ID"
 NO_PRESTART = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
 # Ray's worker pool keeps as many idle workers as there are free CPUs and kills the rest once
@@ -74,7 +75,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     actors run in those workers (:func:`reuse_prestarted_workers`). ``AUTOML_PRESTART_WORKERS=0``
     starts no idle workers instead, and every trial actor starts a process of its own. A
     cluster that is joined keeps its own settings (start it with
-    ``RAY_preload_python_modules=orchestrator.trial`` for the preloading).
+    ``RAY_preload_python_modules=orchestrator.workerstart`` for the preloading).
     """
     import ray
 

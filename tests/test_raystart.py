@@ -44,7 +44,7 @@ def test_local_start_preloads_prestarted_workers_and_adopts_them(fake_init):
     raystart.ensure_ray(num_cpus=2)
     (kwargs,) = fake_init
     assert kwargs["_system_config"] == {
-        "preload_python_modules": ["orchestrator.trial"],
+        "preload_python_modules": ["orchestrator.workerstart"],
         "idle_worker_killing_time_threshold_ms": raystart.IDLE_WORKER_KEEP_MS,
     }
     assert kwargs["num_cpus"] == 2 and kwargs["address"] is None
