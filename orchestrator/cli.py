@@ -224,7 +224,7 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
     from orchestrator import gcpause
 
     # the console script's heavy imports run with the garbage collector paused (gcpause)
-    paused = _process["exits_after_command"] and gcpause.pause()
+    paused = gcpause.pause()
     try:
         start_ray_and_import(address, stacked=stacked)
     finally:
@@ -410,9 +410,11 @@ def entry() -> NoReturn:
 
     Exceptions other than ``SystemExit`` (a bug) propagate with their traceback as usual.
     """
+    from orchestrator import gcpause
     from orchestrator.leanimports import block_notebook_probes
 
     _process["exits_after_command"] = True
+    gcpause.allow()
 
     block_notebook_probes()  # a command never runs in a notebook: MLflow need not import IPython
     try:

@@ -3,13 +3,15 @@
 Importing torch, Ray Tune, scikit-learn, pandas and MLflow creates ~700,000 objects that live
 as long as the process, and the collector's full passes while they are imported (6 in the
 driver's imports, each walking every object made so far) cost ~20% of the imports' CPU. So the
-``automl`` command pauses the collector from its start until its search is set up (Ray started,
-the search's modules imported), and a Ray worker while it preloads the trial's modules
-(:mod:`orchestrator.workerstart`). Then :func:`resume` moves everything alive to the permanent
-generation (``gc.freeze``), which later passes skip (modules and their functions never become
-garbage), and collection goes on as before for everything made after. Cycles made during the
-pause and unreachable at the freeze stay in memory (an import makes few).
-``AUTOML_GC_PAUSE=0`` leaves the collector alone.
+``automl`` command pauses the collector while its search starts Ray and imports the search's
+modules, and again while a thread imports MLflow and starts the search's parent run
+(``tracking.parentstart``); a Ray worker pauses it while it preloads the trial's modules
+(:mod:`orchestrator.workerstart`). Only a process that called :func:`allow` pauses (the console
+script, a worker: not a notebook or a test runner that imports the package). Then
+:func:`resume` moves everything alive to the permanent generation (``gc.freeze``), which later
+passes skip (modules and their functions never become garbage), and collection goes on as
+before for everything made after. Cycles made during the pause and unreachable at the freeze
+stay in memory (an import makes few). ``AUTOML_GC_PAUSE=0`` leaves the collector alone.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ import gc
 import os
 
 ENV = "AUTOML_GC_PAUSE"
-_state = {"paused": False}
+_state = {"paused": False, "allowed": False}
+
+
+def allow() -> None:
+    """Let :func:`pause` act in this process (a process that runs one command, then ends)."""
+    _state["allowed"] = True
 
 
 def pause() -> bool:
-    """Stop automatic collection (unless switched off or already stopped); True if it did."""
-    if os.environ.get(ENV, "1") == "0" or not gc.isenabled():
+    """Stop automatic collection (if allowed, not switched off and not already stopped); True
+    if it did."""
+    if not _state["allowed"] or os.environ.get(ENV, "1") == "0" or not gc.isenabled():
         return False
     gc.disable()
     _state["paused"] = True

@@ -4,6 +4,7 @@ collector paused (:mod:`orchestrator.gcpause`)."""
 
 from orchestrator import gcpause
 
+gcpause.allow()
 _paused = gcpause.pause()
 try:
     import orchestrator.trial  # noqa: F401

@@ -15,10 +15,11 @@ from tests.e2e_helpers import ROOT
 @pytest.fixture
 def gc_state():
     """Whatever a test does to the collector is undone: enabled, nothing frozen."""
+    gcpause.allow()
     yield
     gc.unfreeze()
     gc.enable()
-    gcpause._state["paused"] = False
+    gcpause._state.update(paused=False, allowed=False)
 
 
 def test_pause_stops_collection_and_resume_freezes_what_is_alive(gc_state, monkeypatch):
@@ -37,6 +38,9 @@ def test_pause_stops_collection_and_resume_freezes_what_is_alive(gc_state, monke
 
 
 def test_switched_off_or_already_off_the_collector_is_left_alone(gc_state, monkeypatch):
+    gcpause._state["allowed"] = False  # a process that goes on (a test runner, a notebook)
+    assert gcpause.pause() is False and gc.isenabled()
+    gcpause.allow()
     monkeypatch.setenv(gcpause.ENV, "0")
     assert gcpause.pause() is False and gc.isenabled()
     monkeypatch.delenv(gcpause.ENV)
@@ -80,7 +84,6 @@ def test_the_search_command_resumes_collection_even_when_ray_fails_to_start(
         raise RuntimeError("no Ray today")
 
     monkeypatch.setattr(raystart, "start_ray_and_import", failing_start)
-    monkeypatch.setitem(cli._process, "exits_after_command", True)
     monkeypatch.delenv(gcpause.ENV, raising=False)
     from click.testing import CliRunner
 
@@ -88,3 +91,42 @@ def test_the_search_command_resumes_collection_even_when_ray_fails_to_start(
     assert seen == [False]  # paused while Ray started
     assert isinstance(result.exception, RuntimeError)
     assert gc.isenabled() and not gcpause._state["paused"]
+
+
+def test_the_parent_run_starts_with_the_collector_paused_and_resumes_it(gc_state):
+    """ParentRunStart's thread (MLflow's imports and the parent run) pauses the collector while
+    it starts the run, and resumes it whether the start succeeds or fails (stand-in starts)."""
+    from orchestrator.tracking.parentstart import ParentRunStart
+
+    class Writer:
+        def __init__(self):
+            self.attached = []
+
+        def attach(self, ids):
+            self.attached.append(ids)
+
+        def attach_failed(self, err):
+            self.attached.append(err)
+
+    class Tracker:
+        ids = ("uri", "0", "run")
+
+    seen = []
+
+    def start():
+        seen.append(gc.isenabled())
+        return Tracker()
+
+    writer = Writer()
+    ParentRunStart(start, writer).result()
+    assert seen == [False] and writer.attached == [Tracker.ids]
+    assert gc.isenabled() and gc.get_freeze_count() > 0
+
+    def failing():
+        seen.append(gc.isenabled())
+        raise RuntimeError("store down")
+
+    start_ = ParentRunStart(failing, Writer())
+    with pytest.raises(RuntimeError):
+        start_.result()
+    assert seen == [False, False] and gc.isenabled()

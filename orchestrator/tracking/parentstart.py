@@ -53,9 +53,16 @@ class ParentRunStart:
                 self._thread.start()
 
     def _run(self) -> None:
+        from orchestrator import gcpause
+
         try:
             join_background_imports()  # the same modules, never imported by two threads at once
-            tracker = self._start()
+            paused = gcpause.pause()  # MLflow's imports: no collection passes meanwhile
+            try:
+                tracker = self._start()
+            finally:
+                if paused:
+                    gcpause.resume()
         except BaseException as err:  # handed to the caller by result()
             self._error = err
             self._writer.attach_failed(err)
