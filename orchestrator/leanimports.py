@@ -5,7 +5,9 @@ MLflow imports IPython (~0.7 s of CPU) when a run starts and when a model is log
 ``automl`` command never runs in a notebook, and its start-up is CPU-bound (the driver, Ray's
 agents and the trial workers all import at once), so :func:`block_notebook_probes` makes IPython
 import there as if it were not installed. The library itself (``run_search`` called from a
-notebook) is untouched: only the console script calls it. ``AUTOML_LEAN_IMPORTS=0`` turns it off.
+notebook) is untouched: only the console script calls it, and the trial workers' preload
+(:mod:`orchestrator.workerstart`: Ray Tune's ``Trainable.__init__`` imports IPython to switch
+its notebook output off). ``AUTOML_LEAN_IMPORTS=0`` turns it off.
 """
 
 from __future__ import annotations
