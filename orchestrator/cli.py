@@ -8,18 +8,14 @@ which exits without the interpreter's module teardown once a command has finishe
 
 from __future__ import annotations
 
-import atexit
 import functools
-import json
-import os
 import sys
-import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from orchestrator import console, jsonout
 from orchestrator.errors import AutoMLError
 
 FAMILIES = ["auto", "fnn", "cnn", "cnn1d", "rnn", "lstm", "gru", "transformer"]
@@ -223,13 +219,9 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
     stacked = config.model.family in stacked_families(config.training.fuse_folds)
     from orchestrator import gcpause
 
-    # the console script's heavy imports run with the garbage collector paused (gcpause)
-    paused = gcpause.pause()
-    try:
+    # the console script's heavy imports run with the garbage collector paused
+    with gcpause.paused():
         start_ray_and_import(address, stacked=stacked)
-    finally:
-        if paused:
-            gcpause.resume()  # MLflow's imports, in a thread, come later: collected as usual
     from orchestrator.report import print_search_result, print_trial
     from orchestrator.search import run_search
 
@@ -240,7 +232,7 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         address=address,
         storage=storage,
         on_trial=print_trial,
-        stop_ray_after_trials=_process["exits_after_command"],
+        stop_ray_after_trials=console.ends_with_command(),
     )
     print_search_result(result)
     if json_path:
@@ -269,7 +261,7 @@ def best(experiment, tracking_uri, json_path) -> None:
     from orchestrator.tracking import best_run
 
     info = best_run(tracking_uri, experiment)
-    click.echo(json.dumps(_finite(info), indent=2, default=_json_default))
+    click.echo(jsonout.dumps(info))
     if json_path:
         write_json(json_path, info)
 
@@ -359,7 +351,7 @@ def export(model_uri, fmt, output, tracking_uri) -> None:
     from orchestrator.serving import export_model
 
     info = export_model(model_uri, fmt, output, tracking_uri)
-    click.echo(json.dumps(_finite(info), indent=2, default=_json_default))
+    click.echo(jsonout.dumps(info))
 
 
 @main.command()
@@ -372,98 +364,21 @@ def datasets() -> None:
 
 
 def write_json(path: str, payload: dict[str, Any]) -> None:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_finite(payload), indent=2, default=_json_default, allow_nan=False))
-    click.echo(f"wrote {out}")
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities become null, so that the file is strict JSON."""
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return _finite(value.item())
-    if isinstance(value, np.ndarray):
-        return _finite(value.tolist())
-    return str(value)
-
-
-# The process ends with its command (the console script, :func:`entry`): what it started, Ray
-# above all, is stopped at exit anyway, so a search may stop Ray as soon as its trials are over.
-# Not so for main() called in a process that goes on (click's test runner, a notebook).
-_process = {"exits_after_command": False}
+    click.echo(f"wrote {jsonout.write_json(path, payload)}")
 
 
 def entry() -> NoReturn:
-    """The ``automl`` console script: :func:`main`, then :func:`fast_exit` with its status.
+    """The ``automl`` console script: :func:`main`, then :func:`~orchestrator.console.fast_exit`
+    with its status (``console.begin`` first: a process that ends with its command).
 
     Exceptions other than ``SystemExit`` (a bug) propagate with their traceback as usual.
     """
-    from orchestrator import gcpause
-    from orchestrator.leanimports import block_notebook_probes
-
-    _process["exits_after_command"] = True
-    gcpause.allow()
-
-    block_notebook_probes()  # a command never runs in a notebook: MLflow need not import IPython
+    console.begin()
     try:
         main()
     except SystemExit as exc:
-        fast_exit(exc.code)
-    fast_exit(0)
-
-
-def fast_exit(code: int | str | None) -> NoReturn:
-    """Exit with ``code`` as the interpreter would, less its teardown of every module.
-
-    With torch, Ray and MLflow loaded that teardown takes ~2 s after the command is done
-    (measured: 2.2 s of a 28 s ``automl search``). Everything that matters still runs: threads
-    are joined as at interpreter exit (:func:`join_threads`), a local Ray is stopped
-    (:func:`~orchestrator.raystart.stop_ray`, ~1.3 s quicker than Ray's own exit hook), the
-    ``atexit`` handlers run (logging's flushes its handlers), then stdout and stderr are flushed
-    and the process ends.
-    """
-    from orchestrator.raystart import stop_ray
-
-    if isinstance(code, str):
-        print(code, file=sys.stderr)
-        code = 1
-    status = 0 if code is None else int(code)
-    join_threads()
-    stop_ray()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nothing left to write to it
-            pass
-    os._exit(status)
-
-
-def join_threads() -> None:
-    """What the interpreter does first at exit: run the threading exit hooks, which tell idle
-    ``ThreadPoolExecutor`` workers to stop (MLflow's artifact repositories keep such pools, and a
-    repository kept alive by a reference cycle kept its idle worker waiting forever), then join
-    every non-daemon thread."""
-    shutdown = getattr(threading, "_shutdown", None)  # the interpreter's own exit step
-    if shutdown is not None:
-        shutdown()
-        return
-    current = threading.current_thread()
-    for thread in threading.enumerate():
-        if thread is not current and not thread.daemon:
-            thread.join()
+        console.fast_exit(exc.code)
+    console.fast_exit(0)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ stay in memory (an import makes few). ``AUTOML_GC_PAUSE=0`` leaves the collector
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+from collections.abc import Iterator
 
 ENV = "AUTOML_GC_PAUSE"
 _state = {"paused": False, "allowed": False}
@@ -45,3 +47,15 @@ def resume() -> None:
     _state["paused"] = False
     gc.freeze()
     gc.enable()
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """:func:`pause` for the block, then :func:`resume` if it did pause, whatever the block
+    raised."""
+    did = pause()
+    try:
+        yield
+    finally:
+        if did:
+            resume()

@@ -10,9 +10,5 @@ from orchestrator.leanimports import block_notebook_probes
 
 block_notebook_probes()
 gcpause.allow()
-_paused = gcpause.pause()
-try:
+with gcpause.paused():
     import orchestrator.trial  # noqa: F401
-finally:
-    if _paused:
-        gcpause.resume()

@@ -216,7 +216,7 @@ def test_search_without_a_config_runs_a_default_search(tmp_path, tiny_csv, monke
 
 FAST_EXIT_SCRIPT = """
 import atexit, concurrent.futures, threading, time
-from orchestrator.cli import fast_exit
+from orchestrator.console import fast_exit
 
 pool = concurrent.futures.ThreadPoolExecutor(1)  # an idle worker, its pool alive (in a cycle)
 holder = [pool]

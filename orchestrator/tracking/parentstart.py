@@ -57,12 +57,8 @@ class ParentRunStart:
 
         try:
             join_background_imports()  # the same modules, never imported by two threads at once
-            paused = gcpause.pause()  # MLflow's imports: no collection passes meanwhile
-            try:
+            with gcpause.paused():  # MLflow's imports: no collection passes meanwhile
                 tracker = self._start()
-            finally:
-                if paused:
-                    gcpause.resume()
         except BaseException as err:  # handed to the caller by result()
             self._error = err
             self._writer.attach_failed(err)
