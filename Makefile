@@ -24,3 +24,7 @@ test: install lint
 bench: install
 	$(PIP) install -q -e '.[dev,bench]'
 	$(PYTHON) -m benchmarks.run --out benchmarks/results
+
+.PHONY: docs
+docs:
+	$(PYTHON) -m orchestrator.configdoc --write docs/config.md

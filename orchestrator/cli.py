@@ -2,8 +2,7 @@
 
 Each command parses and validates, then calls one library function. Heavy imports (torch, ray,
 mlflow) happen inside the command bodies so that ``automl --help`` is instant. Every
-``AutoMLError`` becomes one line on stderr and exit status 2. The console script is :func:`entry`,
-which exits without the interpreter's module teardown once a command has finished.
+``AutoMLError`` becomes one line on stderr and exit status 2. The console script is :func:`entry`.
 """
 
 from __future__ import annotations
@@ -11,11 +10,11 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from orchestrator import console, jsonout
+from orchestrator import jsonout
 from orchestrator.errors import AutoMLError
 
 FAMILIES = ["auto", "fnn", "cnn", "cnn1d", "rnn", "lstm", "gru", "transformer"]
@@ -212,16 +211,6 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         from orchestrator.config import apply_overrides
 
         config = apply_overrides(config, {k: v for k, v in search_flags.items() if v is not None})
-    from orchestrator.config import stacked_families
-    from orchestrator.raystart import start_ray_and_import
-
-    # Ray's start-up is mostly waiting: the heavy imports below happen meanwhile, in a thread
-    stacked = config.model.family in stacked_families(config.training.fuse_folds)
-    from orchestrator import gcpause
-
-    # the console script's heavy imports run with the garbage collector paused
-    with gcpause.paused():
-        start_ray_and_import(address, stacked=stacked)
     from orchestrator.report import print_search_result, print_trial
     from orchestrator.search import run_search
 
@@ -232,7 +221,6 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         address=address,
         storage=storage,
         on_trial=print_trial,
-        stop_ray_after_trials=console.ends_with_command(),
     )
     print_search_result(result)
     if json_path:
@@ -367,18 +355,9 @@ def write_json(path: str, payload: dict[str, Any]) -> None:
     click.echo(f"wrote {jsonout.write_json(path, payload)}")
 
 
-def entry() -> NoReturn:
-    """The ``automl`` console script: :func:`main`, then :func:`~orchestrator.console.fast_exit`
-    with its status (``console.begin`` first: a process that ends with its command).
-
-    Exceptions other than ``SystemExit`` (a bug) propagate with their traceback as usual.
-    """
-    console.begin()
-    try:
-        main()
-    except SystemExit as exc:
-        console.fast_exit(exc.code)
-    console.fast_exit(0)
+def entry() -> None:
+    """The ``automl`` console script."""
+    main()
 
 
 if __name__ == "__main__":

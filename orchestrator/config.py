@@ -159,6 +159,12 @@ class TrainingConfig(Section):
     checkpoint_dir: str | None = None
     fuse_folds: Literal["auto", "on", "off"] = "auto"
 
+    @field_validator("fuse_folds", mode="before")
+    @classmethod
+    def _fuse_flag(cls, value: Any) -> Any:
+        # YAML reads an unquoted on/off as true/false
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
 
 # Families whose k folds train as one stacked model under ``training.fuse_folds: auto``:
 # measured faster by benchmarks/fusion.py. "on" fuses every family that can be stacked;
@@ -187,6 +193,11 @@ class SearchConfig(Section):
     gpus_per_trial: float = Field(0.0, ge=0)
     max_failures: int = Field(0, ge=0)
     space: dict[str, Any] = {}
+    storage_path: str = Field(
+        "ray_results",
+        description="folder of Ray Tune's experiment folders (one per search: trial results, "
+        "checkpoints, what --resume reads); the --storage flag overrides it",
+    )
 
 
 class TrackingConfig(Section):

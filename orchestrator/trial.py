@@ -25,11 +25,10 @@ from ray import tune
 from orchestrator.config import Config, apply_overrides
 from orchestrator.crossval import PreparedData, cross_validate
 from orchestrator.errors import TrainingError
+from orchestrator.ray_adapter import RESULT_KEY
 from orchestrator.space import decode_point
 
 REPORT_INTERVAL_S = 1.0
-# the tracking payload of a report; the driver's writer empties it before Tune stores the result
-RESULT_KEY = "automl_log"
 
 
 def release_memory() -> None:

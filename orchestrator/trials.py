@@ -1,18 +1,13 @@
-"""Trial rows of a search: Ray Tune results summarised as config, CV metrics, status and error.
-
-Also the driver callback that reports each finished trial, and the choice of the best trial.
+"""Trial rows of a search: Ray Tune results summarised as config, CV metrics, status and error,
+and the choice of the best trial. Read from Tune's result objects by attribute: no Ray import.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from ray import tune
 
 from orchestrator.config import Config
 from orchestrator.space import decode_point
@@ -106,143 +101,3 @@ def pick_best(trials: list[TrialSummary], metric: str, mode: str) -> TrialSummar
 
 def best_epochs(trial: TrialSummary, config: Config) -> int:
     return int(trial.metrics.get("refit_epochs") or trial.epochs or config.training.epochs)
-
-
-class TrialPrinter(tune.Callback):
-    """A Tune callback on the driver that hands each finished trial to ``on_trial``."""
-
-    def __init__(self, on_trial: Callable[[TrialSummary], None] | None) -> None:
-        self.on_trial = on_trial
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        if self.on_trial is not None:
-            self.on_trial(_live_summary(trial, "TERMINATED"))
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        if self.on_trial is not None:
-            self.on_trial(_live_summary(trial, "ERROR"))
-
-
-# The stop conditions of the searches running in this process, by experiment folder: what the
-# stopper of a resumed search, which Tune restores from that folder without its condition, asks.
-_STOP_CONDITIONS: dict[str, Callable[[], bool]] = {}
-
-
-class StopIf(tune.Stopper):
-    """A Tune stopper that ends the whole search once ``condition()`` holds (the search's
-    MLflow parent run could not be started: ``tracking.parentstart``).
-
-    Tune pickles the run config into the experiment folder ``key`` and a resumed search gets
-    the stopper back from there, without its condition: it then asks the condition that the
-    resumed search registered under the same folder (until :meth:`release`)."""
-
-    def __init__(self, condition: Callable[[], bool] | None, key: str | None = None) -> None:
-        self.condition, self.key = condition, key
-        if condition is not None and key is not None:
-            _STOP_CONDITIONS[key] = condition
-
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        return False
-
-    def stop_all(self) -> bool:
-        condition = self.condition or _STOP_CONDITIONS.get(self.key or "")
-        return condition is not None and bool(condition())
-
-    def release(self) -> None:
-        """Forget the condition registered under ``key`` (the search is over)."""
-        if self.key is not None and _STOP_CONDITIONS.get(self.key) is self.condition:
-            del _STOP_CONDITIONS[self.key]
-
-    def __reduce__(self):
-        return (StopIf, (None, self.key))
-
-
-class OnFirstReport(tune.Callback):
-    """A Tune callback on the driver that calls ``action`` once: at the first report, end or
-    failure of any trial (Tune has then started the first trials, and its loop mostly waits),
-    or ``within_s`` after Tune's loop began if none came by then (a slow first epoch must not
-    keep the search's parent run out of the MLflow UI for long), or at the end of the search."""
-
-    def __init__(self, action: Callable[[], Any], within_s: float = 5.0) -> None:
-        self.action, self.within_s = action, within_s
-        self.done = False
-        self._first_step: float | None = None
-
-    def on_step_begin(self, iteration, trials, **info) -> None:
-        now = time.monotonic()
-        if self._first_step is None:
-            self._first_step = now
-        if now - self._first_step >= self.within_s:
-            self._fire()
-
-    def _fire(self, *args, **info) -> None:
-        if not self.done:
-            self.done = True
-            self.action()
-
-    on_trial_result = on_trial_complete = on_trial_error = _fire
-
-    def on_experiment_end(self, trials, **info) -> None:
-        self._fire()
-
-    def __reduce__(self):
-        # Tune pickles its callbacks into the experiment folder; a resumed search gets its own
-        return (OnFirstReport, (_nothing,))
-
-
-def _nothing() -> None:
-    return None
-
-
-class WhenTrialsRunOut(tune.Callback):
-    """A Tune callback on the driver that calls ``action`` once, in the search's tail: every
-    one of the ``expected`` trials has been created, none waits to start, and fewer run than
-    ever ran at once, so a worker (and a core) is idle until the search ends."""
-
-    def __init__(self, expected: int, action: Callable[[], Any]) -> None:
-        self.expected, self.action = expected, action
-        self.peak = 0
-        self.done = False
-
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        # (Tune calls this before it marks the trial itself RUNNING)
-        running = 1 + sum(t.status == "RUNNING" for t in trials if t is not trial)
-        self.peak = max(self.peak, running)
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._check(trials, trial)
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._check(trials, trial)
-
-    def _check(self, trials, ended) -> None:
-        if self.done or len(trials) < self.expected:
-            return
-        others = [t for t in trials if t is not ended]
-        if any(t.status == "PENDING" for t in others):
-            return
-        if sum(t.status == "RUNNING" for t in others) < self.peak:
-            self.done = True
-            self.action()
-
-
-def _live_summary(trial, status: str) -> TrialSummary:
-    metrics = dict(trial.last_result or {})
-    cv = {
-        k[4:]: {"mean": v, "std": metrics.get(f"cv_{k[4:]}_std"), "per_fold": []}
-        for k, v in metrics.items()
-        if k.startswith("val_")
-    }
-    error = None
-    if status == "ERROR":
-        error = (getattr(trial, "error_msg", None) or "").strip().splitlines()[-1:] or None
-        error = error[0] if error else "failed"
-    return TrialSummary(
-        trial.trial_id,
-        status,
-        decode_point(dict(trial.config)),
-        cv,
-        int(metrics.get("epoch", 0) or 0),
-        error,
-        metrics,
-    )

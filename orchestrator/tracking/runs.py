@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from orchestrator.errors import AutoMLError, TrackingError
-from orchestrator.raystart import take_outer_run_id
+from orchestrator.outer_run import take_outer_run_id
 from orchestrator.tracking.stores import (
     DEFAULT_EXPERIMENT,
     TAG_ERROR,

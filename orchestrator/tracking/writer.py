@@ -1,11 +1,11 @@
-"""The driver's writer of a search's trial runs: a Ray Tune callback fed by the trials' reports.
+"""The driver's writer of a search's trial runs, fed by the trials' reports as plain values.
 
-Trials do not talk to MLflow (see ``orchestrator.trial``): each report carries, under
-``RESULT_KEY``, the epochs since the previous report and, in the last one, the cross-validation
-result. This callback takes that payload out of the result before Tune's loggers and experiment
-state keep it, and one writer thread logs every child run with ``log_batch``, so neither the
-trials nor Tune's event loop wait for the store. One writer also suits a cluster: workers need no
-access to the tracking store.
+Trials do not talk to MLflow (see ``orchestrator.trial``): each report carries the epochs since
+the previous report and, in the last one, the cross-validation result. The Ray adapter's
+``TrialEvents`` callback takes that payload out of Tune's result and hands it here with the
+trial's id; one writer thread logs every child run with ``log_batch``, so neither the trials
+nor Tune's event loop wait for the store. One writer also suits a cluster: workers need no
+access to the tracking store. This module knows nothing of Ray.
 
 Run ends follow Tune's view of the trial: its last report finishes the run (COMPLETED), a trial
 the scheduler stopped ends FINISHED with ``automl.status=STOPPED``, a failed one FAILED with the
@@ -20,14 +20,10 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ray import tune
-
-from orchestrator.config import Config
+from orchestrator.config import Config, apply_overrides
 from orchestrator.tracking.keys import TAG_STATUS, is_better, metric_base
-from orchestrator.trial import RESULT_KEY, trial_config
 
 if TYPE_CHECKING:
     from orchestrator.tracking.trialrun import TrialTracker
@@ -35,12 +31,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _CLOSE = object()
-_ACTIVE: list[TrialRunWriter] = []  # the writer of the search this process is running
-
-
-def active_writer() -> tune.Callback:
-    """What a pickled writer becomes when Tune unpickles it: the running search's writer."""
-    return _ACTIVE[-1] if _ACTIVE else tune.Callback()
 
 
 # how long a best-so-far trial must stay the best before its figures are drawn (~30 ms of the
@@ -48,12 +38,11 @@ def active_writer() -> tune.Callback:
 FIGURE_DELAY_S = 2.0
 
 
-class TrialRunWriter(tune.Callback):
+class TrialRunWriter:
     """Logs each trial's child run under the parent ``ids`` from the driver.
 
-    ``ids`` (tracking URI, experiment id, parent run id) may come later, through
-    :meth:`attach`, once the parent run exists: Tune's side only queues, and the writer thread
-    waits for them before it writes anything (or, after :meth:`attach_failed`, drops it all).
+    ``ids`` are the tracking URI, experiment id and parent run id. The ``trial_*`` methods are
+    called on Tune's event loop (through the Ray adapter's ``TrialEvents``) and only queue.
     ``reattach`` looks for a trial's run from an earlier attempt (a resumed search, a retried
     trial) before creating one. ``seconds`` is the writer's busy time in all and ``cpu_seconds``
     the CPU time its thread used meanwhile (benchmark B3: the wall time also holds waits for the
@@ -71,7 +60,7 @@ class TrialRunWriter(tune.Callback):
 
     def __init__(
         self,
-        ids: tuple[str, str, str] | None,
+        ids: tuple[str, str, str],
         base_config: Config,
         task: str,
         cleaning: dict[str, Any] | None = None,
@@ -96,36 +85,6 @@ class TrialRunWriter(tune.Callback):
         self._queued = self._handled = 0  # items put, and written (wait_written)
         self._progress = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._ready = threading.Event()  # ids known, or their run could not be made
-        self._start_error: BaseException | None = None
-        if ids is not None:
-            self._ready.set()
-
-    def attach(self, ids: tuple[str, str, str]) -> None:
-        """The parent run's ids: the writer thread starts writing what is queued."""
-        self.ids = ids
-        self._ready.set()
-
-    def attach_failed(self, error: BaseException) -> None:
-        """The parent run could not be made: nothing queued or to come is written."""
-        self._start_error = error
-        self._ready.set()
-
-    def __enter__(self) -> TrialRunWriter:
-        _ACTIVE.append(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self.close()
-        finally:
-            _ACTIVE.remove(self)
-
-    def __reduce__(self):
-        # Tune pickles the run config, callbacks included, into the experiment folder and a
-        # resumed search (Tuner.restore) gets its callbacks back from there: the pickle names
-        # "the writer of the search being run", never a stale parent run or a live thread
-        return (active_writer, ())
 
     # ----------------------------------------------------------------- Tune's side (event loop)
     def _put(self, kind: str, trial_id: str, data: Any = None) -> None:
@@ -142,27 +101,19 @@ class TrialRunWriter(tune.Callback):
             target = self._queued
             return self._progress.wait_for(lambda: self._handled >= target, timeout)
 
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self._put("start", trial.trial_id, dict(trial.config))
+    def trial_started(self, trial_id: str, overrides: dict[str, Any]) -> None:
+        """A trial began, with its sampled point as dotted overrides."""
+        self._put("start", trial_id, overrides)
 
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        payload = result.get(RESULT_KEY)
-        if not isinstance(payload, dict):
-            return
-        # Tune passes callbacks a shallow copy of the result and keeps the original as the
-        # trial's last result: emptying the shared payload keeps the CV arrays out of it
-        data = dict(payload)
-        payload.clear()
-        self._put("result", trial.trial_id, data)
+    def trial_result(self, trial_id: str, payload: dict[str, Any]) -> None:
+        """A report's tracking payload: ``epochs`` rows, and ``cv`` (+ ``class_names``) last."""
+        self._put("result", trial_id, payload)
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._put("complete", trial.trial_id)
+    def trial_completed(self, trial_id: str) -> None:
+        self._put("complete", trial_id)
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._put("error", trial.trial_id, trial_error(trial))
-
-    def on_experiment_end(self, trials, **info) -> None:
-        self.close()
+    def trial_failed(self, trial_id: str, error: str) -> None:
+        self._put("error", trial_id, error)
 
     def close(self, reason: str = "the search ended before this trial did") -> None:
         """Write everything queued, then end any run still open KILLED (idempotent)."""
@@ -173,18 +124,12 @@ class TrialRunWriter(tune.Callback):
 
     # ----------------------------------------------------------------- the writer thread
     def _drain(self) -> None:
-        self._ready.wait()
         while True:
             try:
                 kind, trial_id, data = self._queue.get(timeout=self._until_figures_due())
             except queue.Empty:  # the pending best's figures are due and nothing came since
                 with self._busy():
                     self._draw_pending_figures()
-                continue
-            if self._start_error is not None:  # no parent run: the search reports why
-                if kind is _CLOSE:
-                    return
-                self._count_handled()
                 continue
             with self._busy():
                 self._write(kind, trial_id, data)
@@ -244,7 +189,7 @@ class TrialRunWriter(tune.Callback):
                 return
             from orchestrator.tracking.trialrun import TrialTracker  # MLflow, in this thread
 
-            config = trial_config(self.base_config, data)
+            config = apply_overrides(self.base_config, data)
             tracker = TrialTracker(*self.ids, reattach=self.reattach)
             tracker.start(trial_id, config)
             self._trackers[trial_id] = tracker
@@ -337,21 +282,3 @@ class TrialRunWriter(tune.Callback):
             return None
         value = runs[0].data.metrics.get(key) if runs else None
         return float(value) if is_better(value, None, search.mode or "max") else None
-
-
-def trial_error(trial) -> str:
-    """A failed trial's root cause as one line, from the error files Tune has just written."""
-    from ray import cloudpickle
-
-    from orchestrator.trials import error_line
-
-    try:
-        with open(trial.pickled_error_file, "rb") as f:
-            return error_line(cloudpickle.load(f))
-    except Exception:
-        pass
-    try:
-        lines = Path(trial.error_file).read_text().strip().splitlines()
-    except Exception:
-        lines = []
-    return lines[-1] if lines else "the trial failed"

@@ -1,0 +1,189 @@
+"""Ray and Ray Tune's runtime for a search, through their public APIs.
+
+- :func:`ensure_ray` starts Ray on this machine or joins a cluster (``--address`` /
+  ``RAY_ADDRESS``); :func:`stop_ray` stops it with ``ray.shutdown()``, which only disconnects a
+  driver from a cluster it joined.
+- :class:`TrialEvents` is the thin Tune callback on the driver that turns Tune's trial events
+  into plain values (trial id, dotted overrides, the tracking payload, an error line) for
+  listeners that know nothing of Ray: the MLflow writer (``orchestrator.tracking.writer``).
+- :class:`TrialPrinter` hands each finished trial to the command line's printer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from ray import tune
+
+from orchestrator.outer_run import stash_outer_run_id
+from orchestrator.space import decode_point
+from orchestrator.trials import TrialSummary, error_line
+
+# the tracking payload of a trial's report (``orchestrator.trial``); TrialEvents empties it
+# before Tune stores the result
+RESULT_KEY = "automl_log"
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Start Ray embedded on this machine, or join ``address`` / ``RAY_ADDRESS``.
+
+    ``MLFLOW_RUN_ID`` leaves the environment first (``orchestrator.outer_run``): Ray's
+    processes inherit the driver's environment. A Ray already initialised in this process is
+    used as it is.
+    """
+    import ray
+
+    stash_outer_run_id()
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "configure_logging": False,
+        "log_to_driver": False,
+    }
+    if address is None and num_cpus is not None:
+        kwargs["num_cpus"] = num_cpus
+    ray.init(address=address, **kwargs)
+
+
+def stop_ray() -> None:
+    """``ray.shutdown()`` if Ray is initialised in this process (a joined cluster keeps
+    running: the driver only disconnects)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def cluster_cpus() -> int:
+    """The CPUs of the Ray this process is connected to."""
+    import ray
+
+    return int(ray.cluster_resources().get("CPU", 1))
+
+
+class TrialListener(Protocol):
+    """What :class:`TrialEvents` calls, on Tune's event loop (the writer queues and returns)."""
+
+    def trial_started(self, trial_id: str, overrides: dict[str, Any]) -> None: ...
+
+    def trial_result(self, trial_id: str, payload: dict[str, Any]) -> None: ...
+
+    def trial_completed(self, trial_id: str) -> None: ...
+
+    def trial_failed(self, trial_id: str, error: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+_RUNNING: list[TrialEvents] = []  # the callback of the search this process is running
+
+
+def _running_events() -> tune.Callback:
+    """What a pickled :class:`TrialEvents` becomes when Tune unpickles it (``Tuner.restore``
+    restores the run config, callbacks included): the running search's callback."""
+    return _RUNNING[-1] if _RUNNING else tune.Callback()
+
+
+class TrialEvents(tune.Callback):
+    """Tune's trial events as plain values, for ``listener``.
+
+    Use it as a context manager around ``Tuner.fit``: Tune pickles its callbacks into the
+    experiment folder, and a resumed search gets them back from there; the pickle names "the
+    callback of the search being run", never a stale writer or a live thread.
+    """
+
+    def __init__(self, listener: TrialListener) -> None:
+        self.listener = listener
+
+    def __enter__(self) -> TrialEvents:
+        _RUNNING.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.listener.close()
+        finally:
+            _RUNNING.remove(self)
+
+    def __reduce__(self):
+        return (_running_events, ())
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.listener.trial_started(trial.trial_id, decode_point(dict(trial.config)))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        payload = result.get(RESULT_KEY)
+        if not isinstance(payload, dict):
+            return
+        # Tune passes callbacks a shallow copy of the result and keeps the original as the
+        # trial's last result: emptying the shared payload keeps the CV arrays out of it
+        data = dict(payload)
+        payload.clear()
+        self.listener.trial_result(trial.trial_id, data)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.listener.trial_completed(trial.trial_id)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.listener.trial_failed(trial.trial_id, trial_error(trial))
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.listener.close()
+
+
+class TrialPrinter(tune.Callback):
+    """Hands each finished trial to ``on_trial`` (the command line prints a row)."""
+
+    def __init__(self, on_trial: Callable[[TrialSummary], None] | None) -> None:
+        self.on_trial = on_trial
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        if self.on_trial is not None:
+            self.on_trial(_live_summary(trial, "TERMINATED"))
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        if self.on_trial is not None:
+            self.on_trial(_live_summary(trial, "ERROR"))
+
+
+def _live_summary(trial, status: str) -> TrialSummary:
+    metrics = dict(trial.last_result or {})
+    cv = {
+        k[4:]: {"mean": v, "std": metrics.get(f"cv_{k[4:]}_std"), "per_fold": []}
+        for k, v in metrics.items()
+        if k.startswith("val_")
+    }
+    error = None
+    if status == "ERROR":
+        error = (getattr(trial, "error_msg", None) or "").strip().splitlines()[-1:] or None
+        error = error[0] if error else "failed"
+    return TrialSummary(
+        trial.trial_id,
+        status,
+        decode_point(dict(trial.config)),
+        cv,
+        int(metrics.get("epoch", 0) or 0),
+        error,
+        metrics,
+    )
+
+
+def trial_error(trial) -> str:
+    """A failed trial's root cause as one line, from the error files Tune has just written."""
+    from ray import cloudpickle
+
+    try:
+        with open(trial.pickled_error_file, "rb") as f:
+            return error_line(cloudpickle.load(f))
+    except Exception:
+        pass
+    try:
+        lines = Path(trial.error_file).read_text().strip().splitlines()
+    except Exception:
+        lines = []
+    return lines[-1] if lines else "the trial failed"

@@ -1,0 +1,199 @@
+"""Ray Tune set-up of a search: searcher, scheduler, resources, resume, and ``Tuner.fit``.
+
+Everything here is Ray Tune's public API (``tune.Tuner``, ``tune.TuneConfig``,
+``tune.RunConfig``, ``tune.with_parameters``); the search's flow is ``orchestrator.search``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from orchestrator.config import Config
+from orchestrator.errors import ConfigError
+from orchestrator.folds import PreparedData
+from orchestrator.ray_adapter import TrialEvents, TrialListener, TrialPrinter, cluster_cpus
+from orchestrator.space import grid_points, grid_size, to_tune_space
+from orchestrator.trialorder import longest_first
+from orchestrator.trials import TrialSummary, summarize
+
+CONFIG_FILE = "automl_config.json"
+MAX_GRID_POINTS = 10_000
+
+
+def build_searcher(
+    config: Config,
+    metric: str,
+    mode: str,
+    max_concurrent: int,
+    grid_order: list[dict[str, Any]] | None = None,
+):
+    """Tune's searcher; ``grid_order``: a grid's points in the order its trials are to start
+    (every point once, as ``points_to_evaluate``; see ``orchestrator.trialorder``)."""
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    search = config.search
+    if search.algorithm in ("grid", "random"):
+        return BasicVariantGenerator(
+            points_to_evaluate=grid_order if search.algorithm == "grid" else None,
+            random_state=config.seed,
+            max_concurrent=max_concurrent,
+        )
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    if search.sampler == "gp":
+        sampler = optuna.samplers.GPSampler(seed=config.seed, n_startup_trials=_startup(search))
+    else:
+        sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=_startup(search))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    searcher = OptunaSearch(metric=metric, mode=mode, sampler=sampler)
+    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+
+
+def _num_samples(search, order: list | None) -> int:
+    """Tune's ``num_samples``: each point of a grid's order replaces one sample."""
+    if order:
+        return len(order)
+    return 1 if search.algorithm == "grid" else search.num_samples
+
+
+def _startup(search) -> int:
+    """Random start-up trials before the model-based sampler takes over."""
+    return max(2, min(10, search.num_samples // 3))
+
+
+def build_scheduler(config: Config, metric: str, mode: str):
+    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, MedianStoppingRule
+
+    search, epochs = config.search, config.training.epochs
+    kind = search.scheduler
+    if kind == "fifo":
+        return None
+    if kind == "asha":
+        return ASHAScheduler(
+            metric=metric,
+            mode=mode,
+            time_attr="training_iteration",
+            max_t=epochs,
+            grace_period=min(search.grace_period, epochs),
+            reduction_factor=search.reduction_factor,
+        )
+    if kind == "hyperband":
+        return HyperBandScheduler(
+            metric=metric,
+            mode=mode,
+            time_attr="training_iteration",
+            max_t=epochs,
+            reduction_factor=search.reduction_factor,
+        )
+    return MedianStoppingRule(
+        metric=metric,
+        mode=mode,
+        time_attr="training_iteration",
+        grace_period=search.grace_period,
+        min_samples_required=2,
+    )
+
+
+@contextlib.contextmanager
+def _no_default_loggers() -> Iterator[None]:
+    """Tune adds its default loggers (CSV, JSON, TensorBoard) that are not among the callbacks
+    while ``fit`` runs, unless this documented variable is set; it is restored afterwards."""
+    key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    before = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
+def run_tuner(
+    config: Config,
+    prepared: PreparedData,
+    parsed: dict,
+    name: str,
+    exp_dir: Path,
+    resume: bool,
+    listener: TrialListener | None,
+    callbacks: list | None,
+    on_trial: Callable[[TrialSummary], None] | None,
+) -> list[TrialSummary]:
+    """Submit the trials to Ray Tune (or resume them) and summarise every trial, in creation
+    order. ``listener`` gets every trial's events as plain values (the MLflow writer)."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from orchestrator.trial import run_trial
+
+    search = config.search
+    max_concurrent = search.max_concurrent or max(1, int(cluster_cpus() // search.cpus_per_trial))
+    # with a model-based searcher Ray keeps one pending trial unless told otherwise
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max_concurrent)
+    trainable = tune.with_parameters(
+        run_trial, prepared=prepared, base_config=config, tracking=listener is not None
+    )
+    trainable = tune.with_resources(
+        trainable, {"cpu": search.cpus_per_trial, "gpu": search.gpus_per_trial}
+    )
+    events = TrialEvents(listener) if listener is not None else None
+    run_config = tune.RunConfig(
+        name=name,
+        storage_path=str(exp_dir.parent),
+        failure_config=tune.FailureConfig(max_failures=search.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        # the events callback first, so that Tune's own loggers never see the tracking payload;
+        # Tune's CSV and JSON result files (its ResultGrid reads them) but not its TensorBoard
+        # files: the metrics are in MLflow
+        callbacks=[
+            *([events] if events is not None else []),
+            TrialPrinter(on_trial),
+            *(callbacks or []),
+            CSVLoggerCallback(),
+            JsonLoggerCallback(),
+        ],
+        verbose=0,
+    )
+    if resume:
+        tuner = tune.Tuner.restore(
+            str(exp_dir), trainable, resume_unfinished=True, resume_errored=search.max_failures > 0
+        )
+    else:
+        tuner = _new_tuner(config, prepared, parsed, exp_dir, trainable, run_config, max_concurrent)
+    with events if events is not None else contextlib.nullcontext(), _no_default_loggers():
+        grid = tuner.fit()
+    trials = [summarize(result, config.training.epochs) for result in grid]
+    return sorted(trials, key=lambda t: t.index)
+
+
+def _new_tuner(config, prepared, parsed, exp_dir, trainable, run_config, max_concurrent):
+    search = config.search
+    if search.algorithm == "grid" and grid_size(parsed) > MAX_GRID_POINTS:
+        raise ConfigError(
+            f"the grid has {grid_size(parsed)} points; at most {MAX_GRID_POINTS} allowed"
+        )
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    (exp_dir / CONFIG_FILE).write_text(json.dumps(config.model_dump(), indent=2))
+    order = None
+    if search.algorithm == "grid":  # the dearest trials first: none left alone at the end
+        order = longest_first(grid_points(parsed), config, prepared)
+    return tune.Tuner(
+        trainable,
+        param_space=to_tune_space(parsed, search.algorithm),
+        tune_config=tune.TuneConfig(
+            search_alg=build_searcher(config, search.metric, search.mode, max_concurrent, order),
+            scheduler=build_scheduler(config, search.metric, search.mode),
+            num_samples=_num_samples(search, order),
+            reuse_actors=True,
+        ),
+        run_config=run_config,
+    )
