@@ -17,7 +17,6 @@ random stream as sequential training.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -108,10 +107,8 @@ class FusedTrainer:
         # faster than vmap, whose batching rule for linear was ~2× slower than baddbmm here.
         self.layers = dense_layers(first.model)
         # the common case's gradients by hand: epochs ~23% shorter than through autograd's
-        # engine for five [128, 128] folds (AUTOML_MANUAL_BACKWARD=0: autograd always)
-        self.manual = os.environ.get("AUTOML_MANUAL_BACKWARD", "1") != "0" and manual_backward_ok(
-            self.layers, first.loss_name
-        )
+        # engine for five [128, 128] folds
+        self.manual = manual_backward_ok(self.layers, first.loss_name)
 
     # ------------------------------------------------------------------ set-up
     @property

@@ -11,7 +11,6 @@ copy or index the tensors, they do not write into them.
 from __future__ import annotations
 
 import json
-import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from models import TensorData
 
 # At most this many folds, and at most this many bytes of tensors, stay cached per process.
 MAX_FOLDS = 12
-MAX_BYTES = int(os.environ.get("AUTOML_FOLD_CACHE_BYTES", 1 << 30))
+MAX_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,6 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-# the tests' new SQLite stores start from a template the session builds in a folder of its own
-# (tracking/schema.py), not from the machine's cache
-if "AUTOML_CACHE_DIR" not in os.environ:
-    import tempfile
-
-    os.environ["AUTOML_CACHE_DIR"] = tempfile.mkdtemp(prefix="automl-test-cache-")
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +53,7 @@ def ray_session():
     it (prestarted workers with the trainable's modules preloaded)."""
     import ray
 
-    from orchestrator.raystart import ensure_ray
+    from orchestrator.ray_adapter import ensure_ray
 
     ensure_ray(num_cpus=2)
     yield ray

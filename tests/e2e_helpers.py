@@ -65,7 +65,6 @@ def script_result(script: str, *args: str, timeout: int = 280, drop=("RAY_",)) -
     variables starting with ``drop``); returns the rest of its ``RESULT `` line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env["PYTHONPATH"] = str(ROOT)
-    env.pop("AUTOML_PRESTART_WORKERS", None)
     proc = subprocess.run(
         [sys.executable, "-c", script, *args],
         cwd=ROOT,

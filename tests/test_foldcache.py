@@ -147,7 +147,7 @@ def test_a_trial_that_changes_the_folds_fits_its_own(change):
     assert len(cv.splits) == changed.split.folds
 
 
-def test_the_search_fits_the_folds_once_unless_its_space_changes_them(monkeypatch):
+def test_the_search_fits_the_folds_once_unless_its_space_changes_them():
     from orchestrator.search import trial_data
 
     config = tiny_config(**{"search.space": {"training.optimizer.lr": {"grid": [0.01, 0.1]}}})
@@ -156,8 +156,6 @@ def test_the_search_fits_the_folds_once_unless_its_space_changes_them(monkeypatc
     for key, values in [("data.scaling", ["minmax", "standard"]), ("split.folds", [2, 3])]:
         varied = tiny_config(**{"search.space": {key: {"grid": values}}})
         assert trial_data(prepared, varied) is prepared
-    monkeypatch.setenv("AUTOML_DRIVER_FOLDS", "0")
-    assert trial_data(prepared, config) is prepared
 
 
 WORKER_SCRIPT = """

@@ -30,6 +30,7 @@ def reduced_config(folder) -> str:
     config["search"]["num_samples"] = 2
     config["training"]["epochs"] = 3
     config["split"]["folds"] = 2
+    config["search"]["storage_path"] = str(folder / "ray")
     path = folder / "tabular_fnn_small.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path.resolve())
@@ -41,7 +42,7 @@ def test_mlflow_run_is_parent_of_every_trial(store_template, tmp_path):  # noqa:
     db = tmp_path / "mr.db"
     shutil.copyfile(store_template, db)
     uri = f"sqlite:///{db}"
-    env = clean_env(MLFLOW_TRACKING_URI=uri, AUTOML_RESULTS=str(tmp_path / "ray"))
+    env = clean_env(MLFLOW_TRACKING_URI=uri)
     env = {k: v for k, v in env.items() if k not in RAY_DRIVER_VARIABLES}
     command = [
         *(sys.executable, "-m", "mlflow", "run", "."),

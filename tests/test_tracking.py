@@ -39,6 +39,28 @@ def test_resolve_tracking_uri_order(monkeypatch, tmp_path):
     assert tracking.resolve_tracking_uri("http://host:5000") == "http://host:5000"
 
 
+@pytest.mark.parametrize("before", ["unset", "environment", "set"])
+def test_use_tracking_uri_restores_mlflows_uri(before, tmp_path, monkeypatch):
+    import mlflow
+
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri(None)  # as MLflow's own context manager unsets it
+    if before == "environment":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", other)
+    elif before == "set":
+        mlflow.set_tracking_uri(other)
+    default = mlflow.get_tracking_uri()
+    try:
+        with tracking.use_tracking_uri(f"sqlite:///{tmp_path / 'used.db'}"):
+            assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'used.db'}"
+        assert mlflow.get_tracking_uri() == default
+        assert mlflow.is_tracking_uri_set() == (before != "unset")
+        assert os.environ.get("MLFLOW_TRACKING_URI") == (None if before == "unset" else other)
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
 def test_default_store_puts_artifacts_in_working_directory(monkeypatch, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     assert (
@@ -273,12 +295,12 @@ def test_integer_data_logs_without_mlflows_missing_value_hint(tracking_uri, recw
 
     import mlflow
 
-    from orchestrator.tracking.stores import _log_dataset, quiet_schema_hints
+    from orchestrator.tracking.stores import _log_dataset, dataset_entity, quiet_schema_hints
 
     frame = pd.DataFrame({"a": np.arange(5), "b": np.arange(5) * 2})
     with warnings.catch_warnings(record=True) as raw:  # the control: MLflow does warn
         warnings.simplefilter("always")
-        mlflow.data.from_pandas(frame, name="ints")._to_mlflow_entity()
+        dataset_entity(mlflow.data.from_pandas(frame, name="ints"))
     assert any("integer column" in str(w.message) for w in raw)
 
     client = MlflowClient(tracking_uri)
@@ -286,6 +308,6 @@ def test_integer_data_logs_without_mlflows_missing_value_hint(tracking_uri, recw
     warnings.simplefilter("always")
     _log_dataset(client, run_id, {"name": "ints", "data": frame, "digest": "0" * 16})
     with quiet_schema_hints():
-        mlflow.data.from_pandas(frame, name="ints")._to_mlflow_entity()
+        dataset_entity(mlflow.data.from_pandas(frame, name="ints"))
     assert not [w for w in recwarn if "integer column" in str(w.message)]
     assert client.get_run(run_id).inputs.dataset_inputs[0].dataset.name == "ints"

@@ -1,5 +1,6 @@
 """Trial runs written by the driver: the trial's side (what a report carries, no MLflow in the
-worker) and the writer's side (Tune callback → child runs on a real SQLite store)."""
+worker) and the writer's side (Tune's events through the Ray adapter's TrialEvents → child runs
+on a real SQLite store)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from mlflow import MlflowClient
 
 from orchestrator.config import apply_overrides
 from orchestrator.pipeline import prepare_run
+from orchestrator.ray_adapter import RESULT_KEY, TrialEvents, _running_events
 from orchestrator.tracking import SearchTracker
-from orchestrator.tracking.writer import TrialRunWriter, active_writer
-from orchestrator.trial import RESULT_KEY
+from orchestrator.tracking.writer import TrialRunWriter
 from tests.conftest import tiny_config
 from tests.test_tracking_fixtures import *  # noqa: F403  (the fixtures)
 
@@ -122,22 +123,23 @@ def test_writer_logs_each_trial_run_and_ends_it_as_tune_did(search, tmp_path):
         _trial("t_failed", 0.03, tmp_path, error="boom"),
         _trial("t_open", 0.04),
     )
-    with TrialRunWriter(tracker.ids, config, run.prepared.task, {"rows": 1}) as writer:
-        assert pickle.loads(pickle.dumps(writer)) is writer  # what a resumed Tuner gets back
+    writer = TrialRunWriter(tracker.ids, config, run.prepared.task, {"rows": 1})
+    with TrialEvents(writer) as events:
+        assert pickle.loads(pickle.dumps(events)) is events  # what a resumed Tuner gets back
         for trial in (done, stopped, failed, open_):
-            writer.on_trial_start(0, [], trial)
+            events.on_trial_start(0, [], trial)
         rows = [(int(m["epoch"]), {"val_accuracy": m["val_accuracy"]}) for m in history]
         # the result Tune keeps (its shallow copy shares the payload) is emptied by the writer
         payload = {"epochs": rows, "cv": cv.result, "class_names": cv.class_names}
         kept = {"epoch": 2, RESULT_KEY: payload}
-        writer.on_trial_result(0, [], done, dict(kept))
+        events.on_trial_result(0, [], done, dict(kept))
         assert kept[RESULT_KEY] == {}
-        writer.on_trial_complete(0, [], done)
-        writer.on_trial_result(0, [], stopped, {RESULT_KEY: {"epochs": rows[:1]}})
-        writer.on_trial_complete(0, [], stopped)
-        writer.on_trial_error(0, [], failed)
-        writer.on_trial_result(0, [], open_, {"epoch": 1})  # no payload: nothing to log
-    assert not isinstance(active_writer(), TrialRunWriter)  # none active once the search ended
+        events.on_trial_complete(0, [], done)
+        events.on_trial_result(0, [], stopped, {RESULT_KEY: {"epochs": rows[:1]}})
+        events.on_trial_complete(0, [], stopped)
+        events.on_trial_error(0, [], failed)
+        events.on_trial_result(0, [], open_, {"epoch": 1})  # no payload: nothing to log
+    assert not isinstance(_running_events(), TrialEvents)  # none active once the search ended
     assert writer.errors == [] and writer.seconds > 0
 
     client = MlflowClient(tracker.tracking_uri)
@@ -163,22 +165,22 @@ def test_writer_logs_each_trial_run_and_ends_it_as_tune_did(search, tmp_path):
 
 def test_a_tracking_failure_ends_that_run_failed_and_the_search_goes_on(search):
     tracker, config = search
-    with TrialRunWriter(tracker.ids, config, "classification") as writer:
-        writer.on_trial_start(0, [], _trial("t_bad", 0.01))
-        writer.on_trial_start(0, [], _trial("t_good", 0.01))
+    writer = TrialRunWriter(tracker.ids, config, "classification")
+    with TrialEvents(writer) as events:
+        events.on_trial_start(0, [], _trial("t_bad", 0.01))
+        events.on_trial_start(0, [], _trial("t_good", 0.01))
         # a CV result that cannot be written (not a CVResult): the writer records it, goes on
-        writer.on_trial_result(0, [], SimpleNamespace(trial_id="t_bad"), {RESULT_KEY: {"cv": 1}})
-        writer.on_trial_complete(0, [], SimpleNamespace(trial_id="t_good"))
+        events.on_trial_result(0, [], SimpleNamespace(trial_id="t_bad"), {RESULT_KEY: {"cv": 1}})
+        events.on_trial_complete(0, [], SimpleNamespace(trial_id="t_good"))
     assert len(writer.errors) == 1 and writer.errors[0].startswith("trial t_bad: ")
     runs = _runs(MlflowClient(tracker.tracking_uri), tracker)
     assert runs["t_bad"].info.status == "FAILED"
     assert runs["t_good"].data.tags["automl.status"] == "STOPPED"
 
 
-def _figure_trials(search, setting, attach_after: bool):
-    """Four trials (CV accuracy 0.5, 0.4, 0.7, 0.7) through a writer; the trials with PNGs.
-    ``attach_after``: all four are queued before the writer may write (trials ending together),
-    else each is written before the next one is queued."""
+def _figure_trials(search, setting, delay_s: float):
+    """Four trials (CV accuracy 0.5, 0.4, 0.7, 0.7) through a writer, each written before the
+    next one ends; the trials with PNGs. ``delay_s``: how long a best must stay the best."""
     import dataclasses
 
     from orchestrator.crossval import cross_validate
@@ -193,18 +195,14 @@ def _figure_trials(search, setting, attach_after: bool):
         folds = [{**fold, "accuracy": accuracy} for fold in cv.result.per_fold]
         return dataclasses.replace(cv.result, per_fold=folds)
 
-    writer = TrialRunWriter(None if attach_after else tracker.ids, config, run.prepared.task)
-    if not attach_after:
-        writer.figure_delay_s = 0.0  # a best's figures are due at once
-    with writer:
+    writer = TrialRunWriter(tracker.ids, config, run.prepared.task)
+    writer.figure_delay_s = delay_s
+    with TrialEvents(writer) as events:
         for trial_id, accuracy in [("t1", 0.5), ("t2", 0.4), ("t3", 0.7), ("t4", 0.7)]:
-            writer.on_trial_start(0, [], _trial(trial_id, 0.01))
+            events.on_trial_start(0, [], _trial(trial_id, 0.01))
             payload = {"epochs": [], "cv": scored(accuracy), "class_names": cv.class_names}
-            writer.on_trial_result(0, [], _trial(trial_id, 0.01), {RESULT_KEY: payload})
-            if not attach_after:  # written (figures included) before the next trial ends
-                assert writer.wait_written()
-        if attach_after:
-            writer.attach(tracker.ids)
+            events.on_trial_result(0, [], _trial(trial_id, 0.01), {RESULT_KEY: payload})
+            assert writer.wait_written()  # written (figures due included) before the next ends
     assert writer.errors == [] and 0 < writer.cpu_seconds
     client = MlflowClient(tracker.tracking_uri)
     with_png = set()
@@ -227,17 +225,17 @@ def test_trial_figures_for_the_best_so_far_every_trial_or_none(search, setting, 
     finished before it (each is written, and its figures due, before the next ends), so the
     search's best always has them; every trial keeps its tables and its files land in the
     store's artifact folder (the store is local)."""
-    assert _figure_trials(search, setting, attach_after=False) == drawn
+    assert _figure_trials(search, setting, delay_s=0.0) == drawn
 
 
 @pytest.mark.parametrize(
     ("setting", "drawn"),
     [("best", {"t3"}), (True, {"t1", "t2", "t3", "t4"}), ("none", set())],
 )
-def test_best_figures_of_trials_ending_together_are_drawn_once(search, setting, drawn):
-    """Trials whose results wait in the writer's queue together: ``best`` draws only the one
-    still the best once its figures are due (t1 was beaten by t3 before then)."""
-    assert _figure_trials(search, setting, attach_after=True) == drawn
+def test_best_figures_of_trials_ending_close_together_are_drawn_once(search, setting, drawn):
+    """Trials that end within the figure delay of each other: ``best`` draws only the one
+    still the best once its figures are due (t1 was beaten by t3 before then), at the end."""
+    assert _figure_trials(search, setting, delay_s=60.0) == drawn
 
 
 def test_a_best_trials_figures_are_drawn_once_it_stayed_the_best_for_the_delay(search):
@@ -259,16 +257,17 @@ def test_a_best_trials_figures_are_drawn_once_it_stayed_the_best_for_the_delay(s
         found = _runs(client, tracker)["t1"]
         return {a.path for a in client.list_artifacts(found.info.run_id) if a.path.endswith("png")}
 
-    with TrialRunWriter(tracker.ids, config, run.prepared.task) as writer:
-        writer.figure_delay_s = 1.5
-        writer.on_trial_start(0, [], _trial("t1", 0.01))
+    writer = TrialRunWriter(tracker.ids, config, run.prepared.task)
+    writer.figure_delay_s = 1.5
+    with TrialEvents(writer) as events:
+        events.on_trial_start(0, [], _trial("t1", 0.01))
         payload = {"epochs": [], "cv": dataclasses.replace(cv.result), "class_names": None}
         ended = time.monotonic()
-        writer.on_trial_result(0, [], _trial("t1", 0.01), {RESULT_KEY: payload})
+        events.on_trial_result(0, [], _trial("t1", 0.01), {RESULT_KEY: payload})
         assert writer.wait_written()
         assert pngs() == set() or time.monotonic() - ended >= 1.5  # not due yet
         deadline = time.monotonic() + 30
-        while not pngs() and time.monotonic() < deadline:
+        while len(pngs()) < 3 and time.monotonic() < deadline:  # (written one by one)
             time.sleep(0.1)
         drawn_after = time.monotonic() - ended
         assert pngs() == {"confusion_matrix.png", "roc_curve.png", "learning_curves.png"}
@@ -289,18 +288,20 @@ def test_a_resumed_search_draws_best_figures_only_for_trials_that_beat_its_earli
     cv = cross_validate(run.prepared, config)
     list(cv)
 
-    def finish(writer, trial_id: str, accuracy: float) -> None:
+    def finish(events, trial_id: str, accuracy: float) -> None:
         folds = [{**fold, "accuracy": accuracy} for fold in cv.result.per_fold]
         result = dataclasses.replace(cv.result, per_fold=folds)
-        writer.on_trial_start(0, [], _trial(trial_id, 0.01))
+        events.on_trial_start(0, [], _trial(trial_id, 0.01))
         payload = {"epochs": [], "cv": result, "class_names": cv.class_names}
-        writer.on_trial_result(0, [], _trial(trial_id, 0.01), {RESULT_KEY: payload})
+        events.on_trial_result(0, [], _trial(trial_id, 0.01), {RESULT_KEY: payload})
 
-    with TrialRunWriter(tracker.ids, config, run.prepared.task) as first:
-        finish(first, "t1", 0.7)
-    with TrialRunWriter(tracker.ids, config, run.prepared.task, reattach=True) as resumed:
-        finish(resumed, "t2", 0.6)  # the best since the resume, but not of the search
-        finish(resumed, "t3", 0.8)
+    first = TrialRunWriter(tracker.ids, config, run.prepared.task)
+    with TrialEvents(first) as events:
+        finish(events, "t1", 0.7)
+    resumed = TrialRunWriter(tracker.ids, config, run.prepared.task, reattach=True)
+    with TrialEvents(resumed) as events:
+        finish(events, "t2", 0.6)  # the best since the resume, but not of the search
+        finish(events, "t3", 0.8)
     assert first.errors == [] and resumed.errors == []
     client = MlflowClient(tracker.tracking_uri)
     with_png = {
@@ -309,38 +310,3 @@ def test_a_resumed_search_draws_best_figures_only_for_trials_that_beat_its_earli
         if "confusion_matrix.png" in {a.path for a in client.list_artifacts(found.info.run_id)}
     }
     assert with_png == {"t1", "t3"}
-
-
-@pytest.mark.parametrize("parent_starts", [True, False], ids=["attached", "failed"])
-def test_a_writer_queues_what_tune_sends_until_its_parent_run_exists(search, parent_starts):
-    """Without ids, Tune's side still takes every payload out of the result at once; the runs
-    are written after attach(), and nothing is after attach_failed()."""
-    import threading
-    import time
-
-    tracker, config = search
-    writer = TrialRunWriter(None, config, "classification")
-    result = {RESULT_KEY: {"epochs": [(1, {"val_accuracy": 0.5})]}, "val_accuracy": 0.5}
-    with writer:
-        writer.on_trial_start(0, [], _trial("t1", 0.01))
-        writer.on_trial_result(0, [], _trial("t1", 0.01), result)
-        assert result[RESULT_KEY] == {}  # emptied for Tune's loggers before any MLflow call
-        writer.on_trial_complete(0, [], SimpleNamespace(trial_id="t1"))
-        time.sleep(0.2)
-        assert _runs(MlflowClient(tracker.tracking_uri), tracker) == {}  # waiting for the ids
-        later = threading.Timer(
-            0.2,
-            (lambda: writer.attach(tracker.ids))
-            if parent_starts
-            else (lambda: writer.attach_failed(RuntimeError("no store"))),
-        )
-        later.start()
-    runs = _runs(MlflowClient(tracker.tracking_uri), tracker)
-    if parent_starts:
-        assert set(runs) == {"t1"} and runs["t1"].data.tags["automl.status"] == "STOPPED"
-        history = MlflowClient(tracker.tracking_uri).get_metric_history(
-            runs["t1"].info.run_id, "val_accuracy"
-        )
-        assert [(m.step, m.value) for m in history] == [(1, 0.5)]
-    else:
-        assert runs == {} and writer.errors == []
