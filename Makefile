@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install demo test lint format bench
+.PHONY: install demo test lint format bench browser
 
 install:
 	$(PIP) install -q -e '.[dev]'
@@ -13,12 +13,17 @@ demo: install
 lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	lint-imports
+
+# headless Chromium for the MLflow UI test: installed with apt-get when missing and root
+browser:
+	bash scripts/install-browser.sh
 
 format:
 	$(PYTHON) -m ruff format .
 	$(PYTHON) -m ruff check --fix .
 
-test: install lint
+test: install browser lint
 	$(PYTHON) -m pytest -q
 
 bench: install

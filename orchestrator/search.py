@@ -153,9 +153,7 @@ def run_search(
             on_trial,
         )
         if tracker is not None:
-            tracker.close_open_trials({t.trial_id: (t.status, t.error) for t in trials})
-            if writer.errors:
-                tracker.set_tags({"automl.tracking_errors": "; ".join(writer.errors)})
+            _close_trial_runs(tracker, writer, trials)
         if len(trials) < plan.expected:
             raise SearchInterrupted(
                 f"search '{plan.name}' was interrupted after {len(trials)} of {plan.expected} "
@@ -170,21 +168,19 @@ def run_search(
     if tracker is not None:
         tracker.finish("FINISHED")
     return SearchResult(
-        plan.name,
-        str(plan.exp_dir),
-        plan.config.search.algorithm,
-        plan.metric,
-        plan.mode,
-        plan.config,
-        plan.run,
-        trials,
-        best,
-        best_config,
-        refit_result,
-        time.perf_counter() - started,
-        writer.seconds if writer is not None else 0.0,
-        writer.cpu_seconds if writer is not None else 0.0,
+        *(plan.name, str(plan.exp_dir), plan.config.search.algorithm, plan.metric, plan.mode),
+        *(plan.config, plan.run, trials, best, best_config, refit_result),
+        wall_s=time.perf_counter() - started,
+        tracking_s=writer.seconds if writer is not None else 0.0,
+        tracking_cpu_s=writer.cpu_seconds if writer is not None else 0.0,
     )
+
+
+def _close_trial_runs(tracker: SearchTracker, writer: TrialRunWriter, trials: list) -> None:
+    """Trial runs left open end as Tune ended their trials; tracking failures are tagged."""
+    tracker.close_open_trials({t.trial_id: (t.status, t.error) for t in trials})
+    if writer.errors:
+        tracker.set_tags({"automl.tracking_errors": "; ".join(writer.errors)})
 
 
 def prepare_search(config: Config, name: str | None, storage: str | None) -> SearchPlan:
