@@ -258,34 +258,6 @@ def steady_rate(times: list[float]) -> float | None:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
-def wait_for_idle_workers(timeout: float = 120.0) -> float:
-    """Wait until the local Ray's prestarted workers are up and idle; the seconds waited.
-
-    ``ensure_ray`` prestarts one worker per CPU that imports the trainable's modules (torch,
-    ray.tune, scikit-learn) after ``ray.init`` has returned. A search started at once waits for
-    those imports; a search started in a session whose Ray is already up does not. Idle means
-    one ``ray::IDLE`` process per CPU under this driver, none of them using CPU over 0.5 s.
-    """
-    import psutil
-
-    from orchestrator.raystart import PRESTART_ENV
-
-    started = time.perf_counter()
-    if os.environ.get(PRESTART_ENV, "1") == "0":
-        return 0.0
-    me = psutil.Process()
-    while time.perf_counter() - started < timeout:
-        idle = [p for p in me.children(recursive=True) if _cmdline(p)[:1] == ["ray::IDLE"]]
-        if len(idle) >= CORES:
-            before = [_cpu_seconds(p) for p in idle]
-            time.sleep(0.5)
-            if all(_cpu_seconds(p) - b < 0.02 for p, b in zip(idle, before, strict=True)):
-                break
-        else:
-            time.sleep(0.2)
-    return time.perf_counter() - started
-
-
 def _cmdline(proc: Any) -> list[str]:
     try:
         return proc.cmdline()
@@ -301,19 +273,31 @@ def _cpu_seconds(proc: Any) -> float:
         return float("inf")
 
 
+# what the search driver imports besides Ray: the search, its MLflow runs, the refit's model logging
+DRIVER_MODULES = (
+    "orchestrator.search",
+    "orchestrator.tracking.runs",
+    "orchestrator.tracking.trialrun",
+    "orchestrator.tracking.registry",
+    "mlflow.pyfunc",
+)
+
+
 def timed_search(config, storage: Path, name: str) -> dict[str, Any]:
-    """Start Ray (timed on its own), wait for its prestarted workers to be idle (timed on its
-    own), import the driver's modules and open the MLflow store (timed on its own: what
-    ``automl search`` does while Ray starts), then run the search without refit (timed)."""
-    from orchestrator.search import ensure_ray, run_search
-    from orchestrator.warmup import DRIVER_MODULES, import_in_background
+    """Start Ray (timed on its own), import the driver's modules (timed on its own), then run
+    the search without refit (timed: trial workers start inside it, as in ``automl search``)."""
+    import importlib
+
+    from orchestrator.ray_adapter import ensure_ray
+    from orchestrator.search import run_search
 
     started = time.perf_counter()
     ensure_ray()
     ray_init_s = time.perf_counter() - started
-    workers_ready_s = wait_for_idle_workers()
+    workers_ready_s = 0.0  # no worker is started ahead of the search
     started = time.perf_counter()
-    import_in_background(DRIVER_MODULES, config.tracking).join()
+    for module in DRIVER_MODULES:
+        importlib.import_module(module)
     driver_warm_up_s = time.perf_counter() - started
     clock = completion_clock()
     started = time.perf_counter()

@@ -36,9 +36,9 @@ TRIAL_STAGES: dict[str, tuple[str, str]] = {
 }
 DRIVER_STAGES: dict[str, tuple[str, str]] = {
     "whole search (run_search)": ("orchestrator/search.py", "run_search"),
-    "Ray start (ensure_ray)": ("orchestrator/raystart.py", "ensure_ray"),
+    "Ray start (ensure_ray)": ("orchestrator/ray_adapter.py", "ensure_ray"),
     "data preparation (prepare_run)": ("orchestrator/pipeline.py", "prepare_run"),
-    # (the MLflow parent run starts in a thread beside the trials: outside this profile)
+    "MLflow parent run (start_tracking)": ("orchestrator/search.py", "start_tracking"),
     "driver-fitted folds (precompute_folds)": ("orchestrator/folds.py", "precompute_folds"),
     "Tuner.fit (all trials)": ("ray/tune/tuner.py", "fit"),
     "refit and test": ("orchestrator/pipeline.py", "refit_and_test"),

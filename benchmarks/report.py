@@ -10,7 +10,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ["torch", "ray", "mlflow", "skorch", "scikit-learn", "numpy", "optuna", "psutil"]
+PACKAGES = [
+    "torch",
+    "ray",
+    "mlflow",
+    "skorch",
+    "scikit-learn",
+    "numpy",
+    "optuna",
+    "optuna-integration",
+    "psutil",
+]
 
 
 def _cpu_model() -> str:

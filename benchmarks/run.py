@@ -1,4 +1,4 @@
-"""The one command: ``python -m benchmarks.run [--quick] [--only B1,B3] [--reps N] --out DIR``.
+"""The one command: ``python -m benchmarks.run [--quick] [--only P1,B1] [--reps N] --out DIR``.
 
 Writes ``DIR/latest.json`` and ``DIR/latest.md`` (after every benchmark, so a long run that is
 stopped keeps what it measured). A benchmark that misses a goal is profiled once with cProfile
@@ -21,7 +21,13 @@ from typing import Any
 from benchmarks import report
 from benchmarks.common import BenchContext
 
-BENCHMARKS = {"B1": "b1_peer", "B2": "b2_limit", "B3": "b3_overhead", "B4": "b4_scale"}
+BENCHMARKS = {
+    "P1": "p1_search",
+    "B1": "b1_peer",
+    "B2": "b2_limit",
+    "B3": "b3_overhead",
+    "B4": "b4_scale",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,13 +40,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=",".join(BENCHMARKS),
-        help="comma-separated benchmarks to run (default: all of B1,B2,B3,B4)",
+        help=f"comma-separated benchmarks to run (default: all of {','.join(BENCHMARKS)})",
     )
     parser.add_argument(
         "--reps",
         type=int,
         default=None,
-        help="repetitions of every benchmark (default: B1, B2 and B4 3, B3 2; quick 1)",
+        help="repetitions of every benchmark (default: P1 1, B1, B2 and B4 3, B3 2; quick 1)",
     )
     parser.add_argument("--out", default="benchmarks/results", help="folder for latest.json/.md")
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""Smoke test of the benchmark suite: quick B3 only, and the shape of latest.json."""
+"""The benchmark suite: a quick B3 smoke run, the CPU sampler, and P1's set-up and report."""
 
 from __future__ import annotations
 
