@@ -1,94 +1,147 @@
-"""Figures for the tracking store, drawn straight with Pillow; the caller saves them.
+"""Figures for the tracking store, drawn with matplotlib; the caller saves them.
 
-Every function returns a ``Figure`` (a Pillow image and ``save(path)``, which writes a PNG). A trial
-logs three figures, and with matplotlib (its import, text layout, Agg rendering and PNG encoding)
-they cost about a second of every trial; these take a few milliseconds. Plot areas with lines are
-drawn at twice their size and reduced, which antialiases the lines.
+Every function returns a :class:`PlotFigure`: a ``matplotlib.figure.Figure`` on its own Agg canvas
+whose ``save(path)`` writes a PNG. Figures are made with ``Figure`` directly, never through pyplot:
+pyplot's backend and its list of open figures are untouched, nothing registers a figure, and one
+is freed like any other object once the caller drops it (no ``plt.close``). matplotlib does not
+promise that drawing is thread-safe, so building and saving a figure hold one lock: the search's
+tracking writer thread and the refit's logging may draw at the same time.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
-from PIL import Image
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.ticker import MaxNLocator
 
-from orchestrator.chart import (
-    CHANCE,
-    INK,
-    SOFT,
-    TAB10,
-    Axes,
-    Canvas,
-    Figure,
-    blues,
-    nice_ticks,
-)
-from orchestrator.glyphs import text_width
+DPI = 100
+NAME_CHARS = 18  # longer class names are cut to this, with an ellipsis
+COUNTS_UP_TO = 30  # classes; beyond that a confusion matrix's counts are too small to read
+
+# The axes are placed by hand, in inches, from the measured widths of the labels that vary:
+# matplotlib's constrained or tight layout would draw every figure twice (~40% of its cost).
+_EDGE = 0.1  # blank border
+_LABEL = 0.26  # an axis label at the default 10 points, with its padding
+_TICK = 0.1  # a tick and the gap to its label
+_TICK_SIZE = 10.0  # points, matplotlib's default for tick labels
+_LINE = _TICK_SIZE * 1.25 / 72  # a line of tick label text
+_TITLE = 0.45  # the title, above the axes
+_INK = "#1e1e1e"
+
+_LOCK = threading.RLock()
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]) -> Figure:
-    """Counts with row-normalised shading; rows are true classes, columns predicted ones."""
+def _locked(draw: Callable[_P, _R]) -> Callable[_P, _R]:
+    @functools.wraps(draw)
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _LOCK:
+            return draw(*args, **kwargs)
+
+    return locked
+
+
+class PlotFigure(Figure):
+    """A matplotlib figure drawn by Agg at :data:`DPI`; ``save(path)`` writes it as a PNG."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(dpi=DPI, facecolor="white", **kwargs)
+        FigureCanvasAgg(self)  # sets self.canvas: no backend lookup, no pyplot
+
+    @_locked
+    def save(self, path: str | Path) -> None:
+        self.savefig(path, format="png", dpi=DPI)
+
+
+def _text_width(fig: Figure, texts: Sequence[str], size: float) -> float:
+    """The widest of ``texts`` at ``size`` points, in inches, as Agg will set it."""
+    renderer = fig.canvas.get_renderer()
+    prop = FontProperties(size=size)
+    widths = [renderer.get_text_width_height_descent(t, prop, ismath=False)[0] for t in texts]
+    return max(widths, default=0.0) / fig.dpi
+
+
+def _short(name: Any) -> str:
+    name = str(name)
+    return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "…"
+
+
+def _axes_at(fig: Figure, left: float, bottom: float, width: float, height: float) -> Any:
+    """New axes at a box given in inches from the figure's lower left corner."""
+    w, h = fig.get_size_inches()
+    return fig.add_axes((left / w, bottom / h, width / w, height / h))
+
+
+@_locked
+def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str]) -> PlotFigure:
+    """Counts in the cells, shaded by their share of the row (with a colour bar); rows are true
+    classes, columns predicted ones. Class names label both axes (every n-th one beyond 40
+    classes; slanted when they do not fit under their column); counts are written up to
+    :data:`COUNTS_UP_TO` classes."""
     cm = np.asarray(cm)
     k = len(class_names)
     if cm.shape != (k, k):
         raise ValueError(f"confusion matrix must be {k}x{k} for {k} classes, got {cm.shape}")
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
-    cell = int(np.clip(520 // max(k, 1), 14, 150))
-    side = k * cell
-    names = [n if len(n) <= 18 else n[:17] + "…" for n in map(str, class_names)]
-    label_size = float(np.clip(cell * 0.75, 8, 12))
-    shown = range(0, k, max(1, math.ceil(label_size * 1.3 / cell)))  # thin cells: every n-th
-    widest = max((text_width(names[i], label_size) for i in shown), default=0.0)
-    slanted = widest > cell * shown.step - 6
-    x_height = (widest + label_size) * math.sqrt(0.5) if slanted else label_size * 1.3
-    bar_text = text_width("1.0", Axes.TICK)
-    left, top = round(16 + 18 + 8 + widest + 8), 44
-    width = left + side + 20 + 16 + 6 + bar_text + 8 + 18 + 12
-    c = Canvas(width, top + side + 14 + x_height + 18 + 14)  # straight lines: no supersampling
+    names = [_short(n) for n in class_names]
+    every = max(1, math.ceil(k / 40))
+    shown = np.arange(0, k, every)
+    labels = [names[i] for i in shown]
 
-    cells = Image.fromarray(blues(share), "RGB").resize((side, side), Image.Resampling.NEAREST)
-    c.image.paste(cells, (left, top))
-    if cell >= 14:  # thin white lines between the cells
-        for edge in range(cell, side, cell):
-            c.line([(left + edge, top), (left + edge, top + side - 1)], (255, 255, 255))
-            c.line([(left, top + edge), (left + side - 1, top + edge)], (255, 255, 255))
-    c.rectangle((left - 1, top - 1, left + side, top + side), outline=SOFT)
-    xs = [left + (i + 0.5) * cell for i in range(k)]
-    ys = [top + (i + 0.5) * cell for i in range(k)]
-    for i in shown:
-        c.line([(left - 5, ys[i]), (left - 1, ys[i])], SOFT)
-        c.text((left - 7, ys[i]), names[i], label_size, anchor="rm")
-        c.line([(xs[i], top + side), (xs[i], top + side + 4)], SOFT)
-        if slanted:
-            c.text((xs[i] + 3, top + side + 8), names[i], label_size, "rm", angle=45)
-        else:
-            c.text((xs[i], top + side + 6), names[i], label_size, anchor="mt")
-    if k <= 30:  # beyond that the numbers are unreadable anyway
-        digits = len(str(int(cm.max(initial=0))))
-        size = float(min(14, cell * 0.4, (cell - 4) / (0.64 * digits)))
-        for (i, j), count in np.ndenumerate(cm):
-            fill = (255, 255, 255) if share[i, j] > 0.5 else INK
-            c.text((xs[j], ys[i]), str(int(count)), size, "mm", fill)
-    title = f"confusion matrix (n={int(cm.sum())})"
-    c.text((left + side / 2, top - 14), title, Axes.TITLE, anchor="ms")
-    c.text((left + side / 2, top + side + 14 + x_height), "predicted", Axes.LABEL, anchor="mt")
-    c.text((16, top + side / 2), "true", Axes.LABEL, "ma", angle=90)
+    side = float(np.clip(2.0 + 0.42 * k, 4.0, 10.0))  # the heatmap's side, inches
+    cell = side / max(k, 1)
+    label_size = float(np.clip(cell * 72 * 0.6, 6.0, 10.0))
+    fig = PlotFigure(figsize=(1.0, 1.0))
+    widest = _text_width(fig, labels, label_size)
+    line = label_size * 1.25 / 72  # a line of label text, inches
+    slanted = widest > cell * every - 0.08
+    left = _EDGE + _LABEL + widest + _TICK
+    bottom = _EDGE + _LABEL + ((widest + line) * math.sqrt(0.5) if slanted else line) + _TICK
+    bar_gap, bar = 0.25, 0.2
+    right = bar_gap + bar + _TICK + _text_width(fig, ["1.0"], _TICK_SIZE) + 0.08 + _LABEL + _EDGE
+    fig.set_size_inches(left + side + right, bottom + side + _TITLE)
+    ax = _axes_at(fig, left, bottom, side, side)
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    cax = _axes_at(fig, left + side + bar_gap, bottom, bar, side)
+    fig.colorbar(image, cax=cax, label="share of the true class")
 
-    bar = left + side + 20  # the colour bar, 1 at the top
-    ramp = blues(np.linspace(1.0, 0.0, side))[:, None, :].repeat(16, axis=1)
-    c.image.paste(Image.fromarray(np.ascontiguousarray(ramp), "RGB"), (bar, top))
-    c.rectangle((bar - 1, top - 1, bar + 16, top + side), outline=SOFT)
-    for value in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
-        y = top + (1.0 - value) * (side - 1)
-        c.line([(bar + 16, y), (bar + 20, y)], SOFT)
-        c.text((bar + 22, y), f"{value:.1f}", Axes.TICK, anchor="lm")
-    label = "share of true class"
-    c.text((bar + 22 + bar_text + 8, top + side / 2), label, Axes.LABEL, "ma", angle=90)
-    return Figure(c.image)
+    slant = {"rotation": 45, "ha": "right", "rotation_mode": "anchor"} if slanted else {}
+    ax.set_xticks(shown, labels=labels, fontsize=label_size, parse_math=False, **slant)
+    ax.set_yticks(shown, labels=labels, fontsize=label_size, parse_math=False)
+    _cells(ax, cm, share, cell)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"confusion matrix (n={int(cm.sum())})")
+    return fig
+
+
+def _cells(ax: Any, cm: np.ndarray, share: np.ndarray, cell: float) -> None:
+    """White lines between the cells, and each cell's count (dark on light, white on dark)."""
+    k = len(cm)
+    ax.spines[:].set_visible(False)
+    if k <= 40:
+        ax.set_xticks(np.arange(k + 1) - 0.5, minor=True)
+        ax.set_yticks(np.arange(k + 1) - 0.5, minor=True)
+        ax.grid(which="minor", color="white", linewidth=1.0)
+        ax.tick_params(which="minor", length=0)
+    if k > COUNTS_UP_TO:
+        return
+    digits = len(str(int(cm.max(initial=0))))
+    size = float(np.clip(cell * 72 / (0.62 * digits + 0.5), 5.0, 11.0))
+    for (i, j), count in np.ndenumerate(cm):
+        color = "white" if share[i, j] > 0.5 else _INK
+        ax.text(j, i, str(int(count)), ha="center", va="center", color=color, fontsize=size)
 
 
 def _roc_points(y_bin: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -106,86 +159,132 @@ def _roc_points(y_bin: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.nd
     return fpr, tpr, float(np.trapezoid(tpr, fpr))
 
 
-def roc_curve_figure(y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]) -> Figure:
-    """ROC curves: one curve for two classes, one-vs-rest curves otherwise.
-
-    ``y_true`` holds class indices, ``proba`` is ``(N, K)``; rows with NaN scores are skipped.
-    """
+def _roc_curves(
+    y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]
+) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], list[float], int]:
+    """Each curve's points and legend label, the AUCs, and the number of score columns."""
     y = np.asarray(y_true).astype(np.int64)
     p = np.asarray(proba, dtype=float)
     if p.ndim == 1:
         p = np.column_stack([1.0 - p, p])
     keep = ~np.isnan(p).any(axis=1)
     y, p = y[keep], p[keep]
-    c = Canvas(600, 520)
-    ticks = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    ax = Axes(c, (0, 0, 600, 520), (0.0, 1.0), (0.0, 1.02), ticks, ticks)
-    title = "ROC curve" + (" (one vs rest)" if p.shape[1] > 2 else "")
-    ax.frame(title, "false positive rate", "true positive rate")
-    (x0, x1), (y0, y1) = ax.to_px([0, 1], [0, 1])
-    ax.layer.dashed((x0, y0), (x1, y1), CHANCE, 1.2)
-    entries = []
-    classes = [1] if p.shape[1] == 2 else range(p.shape[1])
-    for n, k in enumerate(classes if len(y) else []):
+    curves, aucs = [], []
+    for k in ([1] if p.shape[1] == 2 else range(p.shape[1])) if len(y) else []:
         fpr, tpr, auc = _roc_points((y == k).astype(np.int64), p[:, k])
-        label = str(class_names[k]) if k < len(class_names) else str(k)
+        label = _short(class_names[k]) if k < len(class_names) else str(k)
         if p.shape[1] == 2:
             label = f"positive class {label}"
-        color = TAB10[n % len(TAB10)]
-        ax.plot(fpr, tpr, color)
-        entries.append((f"{label} (AUC {auc:.3f})", color, False))
-    ax.finish(entries + [("chance", CHANCE, True)])
-    if not len(y):
-        ax.note("no rows with scores")
-    return Figure(c.image)
+        shown = "n/a, one class only" if math.isnan(auc) else f"{auc:.3f}"
+        curves.append((fpr, tpr, f"{label} (AUC {shown})"))
+        aucs.append(auc)
+    return curves, aucs, p.shape[1]
 
 
-def learning_curves_figure(history: Sequence[dict[str, Any]], metric: str) -> Figure:
-    """Training and validation loss per epoch, and ``metric`` (e.g. ``val_accuracy``) beside it."""
-    epochs = np.array([float(h.get("epoch", i + 1)) for i, h in enumerate(history)])
+@_locked
+def roc_curve_figure(
+    y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]
+) -> PlotFigure:
+    """ROC curves: one curve for two classes, one-vs-rest curves otherwise, with each AUC in the
+    legend (beside the plot beyond 10 classes) and their mean in the title.
 
-    def series(key: str) -> np.ndarray:
-        return np.array([np.nan if h.get(key) is None else float(h[key]) for h in history])
-
-    c = Canvas(1000, 400)
-    lo, hi = (epochs.min(), epochs.max()) if len(epochs) else (1.0, 1.0)
-    pad = max((hi - lo) * 0.04, 0.5 if hi == lo else 0.0)
-    xlim = (lo - pad, hi + pad)
-    xticks = [t for t in nice_ticks(lo, hi, 6, integer=True) if xlim[0] <= t <= xlim[1]] or [lo]
-    panels = [
-        ((0, 0, 500, 400), ["train_loss", "val_loss"], "loss", "loss (fold mean)"),
-        ((500, 0, 1000, 400), [metric], metric, f"{metric} (fold mean)"),
-    ]
-    for outer, keys, ylabel, title in panels:
-        lines = {k: series(k) for k in keys if any(k in h for h in history)}
-        values = np.concatenate([v[np.isfinite(v)] for v in lines.values()] or [np.empty(0)])
-        ylo, yhi = (values.min(), values.max()) if len(values) else (0.0, 1.0)
-        ypad = (yhi - ylo) * 0.06 or max(abs(ylo) * 0.1, 0.05)
-        ylim = (ylo - ypad, yhi + ypad)
-        ax = Axes(c, outer, xlim, ylim, xticks, nice_ticks(*ylim, 5))
-        ax.frame(title, "epoch", ylabel)
-        colors = [TAB10[2]] if keys == [metric] else TAB10
-        for ys, color in zip(lines.values(), colors, strict=False):
-            ax.plot(epochs, ys, color, dots=True)
-        ax.finish([(k, col, False) for k, col in zip(lines, colors, strict=False)])
-        if not len(values):
-            ax.note("no values")
-    return Figure(c.image)
-
-
-def warm_up() -> None:
-    """Draw each figure once on made-up data and throw it away, to load the font and set the
-    digits, letters and axis labels every figure shares.
-
-    The first trial's figures otherwise pay for it (~70 ms of the search's tracking writer, on
-    top of ~30 ms for the figures themselves); ``automl search`` calls this while Ray starts.
+    ``y_true`` holds class indices, ``proba`` is ``(N, K)``; rows with NaN scores are skipped.
     """
-    rng = np.random.default_rng(0)
-    names = [str(i) for i in range(10)] + ["setosa", "versicolor", "virginica"]
-    y = np.arange(40) % 3
-    proba = rng.dirichlet(np.ones(3), size=40)
-    confusion_matrix_figure(np.ones((3, 3), dtype=int) * 123456789, names[-3:])
-    roc_curve_figure(y, proba, names[:3])
-    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.5 / e, "val_accuracy": 0.1 * e}
-               for e in range(1, 10)]  # fmt: skip
-    learning_curves_figure(history, "val_accuracy")
+    curves, aucs, columns = _roc_curves(y_true, proba, class_names)
+    labels = [c[2] for c in curves] + ["chance (AUC 0.5)"]
+    fig = PlotFigure(figsize=(1.0, 1.0))
+    outside = columns > 10  # the legend goes beside the plot, in columns of up to 24
+    legend_columns = math.ceil(len(labels) / 24)
+    legend = legend_columns * (_text_width(fig, labels, 8.0) + 0.4) + 0.1 if outside else 0.0
+    side = 4.6
+    left = _EDGE + _LABEL + _text_width(fig, ["0.0"], _TICK_SIZE) + _TICK
+    bottom = _EDGE + _LABEL + _LINE + _TICK
+    fig.set_size_inches(left + side + 0.25 + legend, bottom + side + _TITLE)
+    ax = _axes_at(fig, left, bottom, side, side)
+    colors = [f"C{i}" for i in range(10)] if columns <= 10 else _tab20()
+    for n, (fpr, tpr, label) in enumerate(curves):
+        ax.plot(fpr, tpr, lw=1.6, color=colors[n % len(colors)], label=label)
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1.0, linestyle="--", label=labels[-1])
+    ax.set_xlim(-0.01, 1.01)  # curves along an edge stay in sight
+    ax.set_ylim(-0.01, 1.01)
+    ax.grid(alpha=0.3)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    title = "ROC curve"
+    if columns > 2:
+        finite = [a for a in aucs if not math.isnan(a)]
+        title += " (one vs rest" + (f", mean AUC {np.mean(finite):.3f})" if finite else ")")
+    ax.set_title(title)
+    if outside:
+        where = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "frameon": False}
+        drawn = ax.legend(fontsize=8, ncols=legend_columns, **where)
+    else:
+        drawn = ax.legend(fontsize=8, loc="lower right")
+    for text in drawn.get_texts():
+        text.set_parse_math(False)  # class names are not TeX
+    if not curves:
+        ax.text(0.5, 0.5, "no rows with scores", ha="center", va="center", color="0.4")
+    return fig
+
+
+def _tab20() -> list:
+    from matplotlib import colormaps
+
+    return list(colormaps["tab20"].colors)
+
+
+@_locked
+def learning_curves_figure(history: Sequence[dict[str, Any]], metric: str) -> PlotFigure:
+    """Training against validation per epoch (fold means): the loss on the left, ``metric``
+    (e.g. ``val_accuracy``, with ``train_accuracy`` where the history has it) on the right.
+    A missing value breaks its line; each epoch is marked up to 40 epochs."""
+    name = metric.removeprefix("val_")
+    panels = [
+        ("loss", ["train_loss", "val_loss"]),
+        (name, [f"train_{name}", metric] if metric != name else [metric]),
+    ]
+    fig = PlotFigure(figsize=(10.0, 4.0))
+    axes = [_curves_panel(fig, history, ylabel, keys) for ylabel, keys in panels]
+    # placed once their tick labels are known: each leaves room for its own
+    lefts = [_EDGE + _LABEL + _tick_labels_width(fig, ax) + _TICK for ax in axes]
+    width, height = fig.get_size_inches()
+    gap = 0.25
+    panel = (width - sum(lefts) - 2 * gap) / 2
+    bottom = _EDGE + _LABEL + _LINE + _TICK
+    x = 0.0
+    for ax, left in zip(axes, lefts, strict=True):
+        x += left
+        box = (x / width, bottom / height, panel / width, (height - bottom - _TITLE) / height)
+        ax.set_position(box)
+        x += panel + gap
+    return fig
+
+
+def _curves_panel(fig: Figure, history: Sequence[dict[str, Any]], ylabel: str, keys: list) -> Any:
+    """Axes with one line per key the history has: ``train_*`` blue, validation orange."""
+    epochs = [float(h.get("epoch", i + 1)) for i, h in enumerate(history)]
+    marker = {"marker": "o", "markersize": 3.5} if len(epochs) <= 40 else {}
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    for key in keys:
+        if any(key in h for h in history):
+            values = [np.nan if h.get(key) is None else float(h[key]) for h in history]
+            color, label = ("C0", "train") if key.startswith("train_") else ("C1", "validation")
+            ax.plot(epochs, values, color=color, lw=1.8, label=label, **marker)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    ax.grid(alpha=0.3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} (fold mean)")
+    if ax.lines:
+        ax.legend(fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "no values", ha="center", va="center", color="0.4",
+                transform=ax.transAxes)  # fmt: skip
+    return ax
+
+
+def _tick_labels_width(fig: Figure, ax: Any) -> float:
+    """The widest y tick label ``ax`` will draw, inches (its data limits are known by then)."""
+    ticks = ax.get_yticks()
+    labels = ax.yaxis.get_major_formatter().format_ticks(ticks)
+    return _text_width(fig, labels, _TICK_SIZE)
