@@ -3,10 +3,7 @@ limits (1,000 metrics, 100 parameters, 100 tags, 1,000 in all, 1 MB of JSON per 
 
 from __future__ import annotations
 
-import ast
 import json
-import re
-from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -14,8 +11,6 @@ from mlflow.entities import Metric, Param, RunTag
 
 from orchestrator.tracking import stores
 from tests.test_tracking_fixtures import *  # noqa: F403  (the fixtures)
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class RecordingClient:
@@ -89,58 +84,3 @@ def test_a_large_batch_arrives_whole_in_a_sqlite_store(tracking_uri):
         history = client.get_metric_history(run_id, key)
         assert sorted(m.step for m in history) == list(range(625))
     assert run.data.metrics["m3"] == 2499.0  # the latest value: the last step's
-
-
-def _private_mlflow_names(source: str) -> list[str]:
-    """MLflow's private names that ``source`` uses: imports of ``mlflow.store`` or of an
-    underscore module or name of MLflow, and, anywhere in the text, MLflow's underscore
-    modules and the client's internals."""
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "mlflow":
-            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-        elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names if a.name.split(".")[0] == "mlflow"]
-        else:
-            continue
-        found += [n for n in names if PRIVATE_MODULE.search(n)]
-    return found + [m.group(0) for m in PRIVATE_TEXT.finditer(source)]
-
-
-PRIVATE_MODULE = re.compile(r"^mlflow\.store\b|\._[A-Za-z]")
-PRIVATE_TEXT = re.compile(
-    r"mlflow\.store\b|mlflow(\.\w+)*\._[A-Za-z]\w*|_tracking_client|_tracking_service"
-    r"|\._to_mlflow_entity"
-)
-
-
-@pytest.mark.parametrize(
-    ("source", "private"),
-    [
-        (
-            "from mlflow.utils.validation import (\n    MAX_PARAM_VAL_LENGTH,\n    _validate,\n)",
-            True,
-        ),
-        ("import mlflow.store.db.utils", True),
-        ("from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore", True),
-        ("from mlflow.tracking._tracking_service import utils", True),
-        ("store = client._tracking_client.store", True),
-        ("entity = dataset._to_mlflow_entity()", True),
-        ("MODULES = ('mlflow.store.model_registry.sqlalchemy_store',)", True),
-        ("import mlflow\nfrom mlflow import MlflowClient\nversion = mlflow.__version__", False),
-        ("from mlflow.entities import Metric\nfrom mlflow.utils.mlflow_tags import X", False),
-    ],
-)
-def test_private_names_are_recognised(source, private):
-    assert bool(_private_mlflow_names(source)) == private
-
-
-def test_the_product_names_no_private_mlflow_module_or_function():
-    """The product reaches MLflow only through its public API (STYLE rule 11)."""
-    found = {
-        str(path.relative_to(ROOT)): names
-        for folder in ("orchestrator", "models", "data")
-        for path in sorted((ROOT / folder).rglob("*.py"))
-        if (names := _private_mlflow_names(path.read_text()))
-    }
-    assert found == {}

@@ -48,7 +48,6 @@ _WHERE = {
     "one_line": "orchestrator.tracking.stores",
     "param_value": "orchestrator.tracking.stores",
     "PARAMS_PER_BATCH": "orchestrator.tracking.stores",
-    "prewarm_model_logging": "orchestrator.tracking.registry",
     "registered_model_name": "orchestrator.tracking.registry",
     "resolve_tracking_uri": "orchestrator.tracking.stores",
     "SearchTracker": "orchestrator.tracking.runs",

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import re
-import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow
@@ -41,56 +40,6 @@ if TYPE_CHECKING:
 CHAMPION = "champion"
 
 
-_prewarm: list[threading.Thread] = []
-
-
-# what a process's first log_refit imports: the pyfunc flavour (with our predictor), the
-# registry's SQL store, and the tracing processors and OpenTelemetry metrics log_model sets up
-MODEL_LOGGING_MODULES = (
-    "orchestrator.serving",
-    "orchestrator.plots",
-    "mlflow.store.model_registry.sqlalchemy_store",
-    "mlflow.tracing.processor.base_mlflow",
-    "mlflow.tracing.processor.otel",
-    "mlflow.models.display_utils",
-    "mlflow.utils.model_utils",
-    "opentelemetry.sdk.metrics",
-)
-
-
-def prewarm_model_logging() -> threading.Thread:
-    """Start, in a daemon thread, the one-off work MLflow does on a process's first log_model
-    (once per process: later calls return the same thread).
-
-    MLflow maps every installed module to its distribution to check the model's requirements
-    (~1.2 s) and probes for IPython (~0.4 s) the first time a model is logged, and the refit's
-    logging imports what :data:`MODEL_LOGGING_MODULES` names (a profiled first ``log_refit``
-    after the rest of the warm-up: 1.09 s without them, 0.63 s with them). A search starts
-    it in its tail, when a worker has no trial left to run (:class:`WhenTrialsRunOut`), so that
-    it runs on the idle core: beside the refit it slowed the refit's training loop ~2.5× (the
-    two share the driver's GIL). A failure here only means the work happens later, inside
-    log_model, as it would have anyway.
-    """
-    if _prewarm:
-        return _prewarm[0]
-
-    def warm() -> None:
-        for name in MODEL_LOGGING_MODULES:
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
-        with contextlib.suppress(Exception):
-            from mlflow.tracking.context.registry import resolve_tags
-            from mlflow.utils.requirements_utils import _init_packages_to_modules_map
-
-            _init_packages_to_modules_map()
-            resolve_tags()
-
-    thread = threading.Thread(target=warm, name="mlflow-prewarm", daemon=True)
-    _prewarm.append(thread)
-    thread.start()
-    return thread
-
-
 def registered_model_name(experiment: str) -> str:
     """The experiment name with every run of non-alphanumerics turned into '-'."""
     return re.sub(r"[^A-Za-z0-9]+", "-", experiment).strip("-") or "automl-model"
@@ -112,82 +61,73 @@ def log_refit(
     parent id makes a top-level run (``automl train``). The alias ``champion`` moves to the new
     version only when its ``test_<metric>`` is strictly better than the current champion's.
     """
-    from orchestrator import serving
-
-    if isinstance(parent, SearchTracker):
-        uri, experiment_id, parent_id = parent.ids
-    else:
-        uri, experiment_id, parent_id = parent
+    uri, experiment_id, parent_id = parent.ids if isinstance(parent, SearchTracker) else parent
     uri = resolve_tracking_uri(uri)
     client = tracking_client(uri)
     experiment = client.get_experiment(experiment_id).name
     task = refit.predictor.task
     metric = metric or config.search.metric or ("accuracy" if task == "classification" else "r2")
     mode = mode or config.search.mode or default_mode(metric)
-    score_key = f"test_{metric_base(metric)}"
-    test = {k if k.startswith("test_") else f"test_{k}": v for k, v in refit.test_metrics.items()}
-    score = test.get(score_key)
     name = registered_model or config.tracking.registered_model or registered_model_name(experiment)
 
     tags = {TAG_ROLE: "refit", TAG_METRIC: metric, TAG_MODE: mode}
     if parent_id:
         tags[MLFLOW_PARENT_RUN_ID] = parent_id
-    created = client.create_run(experiment_id, run_name="refit-best", tags=tags).info
-    run_id = created.run_id
+    run = client.create_run(experiment_id, run_name="refit-best", tags=tags).info
     status = "FAILED"
     try:
-        log_params(client, run_id, {**config.flat(), "refit.epochs": refit.epochs})
-        log_metrics(client, run_id, test)
-        client.log_dict(run_id, config_dict(config), "config.json")
-        with artifact_folder(client, run_id, created.artifact_uri) as folder:
-            if refit.test_confusion is not None:
-                k = len(refit.test_confusion)
-                names = [str(c) for c in (class_names or refit.predictor.target.classes_)]
-                write_confusion(
-                    folder,
-                    refit.test_confusion,
-                    names if len(names) == k else [str(i) for i in range(k)],
-                    "test_confusion_matrix",
-                )
-            if isinstance(refit.test_errors, pd.DataFrame):
-                refit.test_errors.to_csv(folder / "test_error_analysis.csv", index=False)
-        with use_tracking_uri(uri):
-            mlflow.start_run(run_id=run_id, nested=True)
-            try:
-                info = serving.log_predictor(
-                    refit.predictor, name="model", input_example=input_example
-                )
-            finally:
-                mlflow.end_run("RUNNING")  # pop the fluent run; the status is set below
-            version_tags = {
-                score_key: score,
-                TAG_METRIC: metric,
-                TAG_MODE: mode,
-                "automl.run_id": run_id,
-            }
-            version = mlflow.register_model(
-                info.model_uri, name, tags={k: str(v) for k, v in version_tags.items()}
-            )
-        champion = _maybe_crown(client, name, version.version, score_key, score, mode)
-        set_tags(
-            client,
-            run_id,
-            {
-                "automl.model_uri": info.model_uri,
-                "automl.registered_model": name,
-                "automl.model_version": version.version,
-                "automl.champion": str(champion).lower(),
-            },
+        logged = _fill_refit_run(
+            client, uri, run, refit, config, class_names, name, (metric, mode), input_example
         )
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     except Exception as err:
-        set_tags(client, run_id, {TAG_ERROR: f"{type(err).__name__}: {err}"})
+        set_tags(client, run.run_id, {TAG_ERROR: f"{type(err).__name__}: {err}"})
         raise
     finally:
-        client.set_terminated(run_id, status)
+        client.set_terminated(run.run_id, status)
+    return logged
+
+
+def _fill_refit_run(
+    client: MlflowClient,
+    uri: str,
+    run: Any,
+    refit: RefitResult,
+    config: Config,
+    class_names: list[str] | None,
+    name: str,
+    scoring: tuple[str, str],
+    input_example: Any,
+) -> dict[str, Any]:
+    """The refit run's parameters, test metrics, config and test tables, then its model: logged,
+    registered as a new version of ``name`` and crowned champion if better (``scoring``: the
+    metric and its mode)."""
+    metric, mode = scoring
+    run_id = run.run_id
+    score_key = f"test_{metric_base(metric)}"
+    test = {k if k.startswith("test_") else f"test_{k}": v for k, v in refit.test_metrics.items()}
+    score = test.get(score_key)
+    log_params(client, run_id, {**config.flat(), "refit.epochs": refit.epochs})
+    log_metrics(client, run_id, test)
+    client.log_dict(run_id, config_dict(config), "config.json")
+    with artifact_folder(client, run_id, run.artifact_uri) as folder:
+        _write_test_tables(folder, refit, class_names)
+    version_tags = {score_key: score, TAG_METRIC: metric, TAG_MODE: mode, "automl.run_id": run_id}
+    info, version = _log_and_register(uri, run_id, refit, name, input_example, version_tags)
+    champion = _maybe_crown(client, name, version.version, score_key, score, mode)
+    set_tags(
+        client,
+        run_id,
+        {
+            "automl.model_uri": info.model_uri,
+            "automl.registered_model": name,
+            "automl.model_version": version.version,
+            "automl.champion": str(champion).lower(),
+        },
+    )
     return {
         "run_id": run_id,
         "model_uri": info.model_uri,
@@ -198,6 +138,44 @@ def log_refit(
         score_key: score,
         "registry_uri": f"models:/{name}/{version.version}",
     }
+
+
+def _write_test_tables(folder: Path, refit: RefitResult, class_names: list[str] | None) -> None:
+    """The test set's confusion matrix and error analysis, where the refit has them."""
+    if refit.test_confusion is not None:
+        k = len(refit.test_confusion)
+        names = [str(c) for c in (class_names or refit.predictor.target.classes_)]
+        write_confusion(
+            folder,
+            refit.test_confusion,
+            names if len(names) == k else [str(i) for i in range(k)],
+            "test_confusion_matrix",
+        )
+    if isinstance(refit.test_errors, pd.DataFrame):
+        refit.test_errors.to_csv(folder / "test_error_analysis.csv", index=False)
+
+
+def _log_and_register(
+    uri: str,
+    run_id: str,
+    refit: RefitResult,
+    name: str,
+    input_example: Any,
+    version_tags: dict[str, Any],
+) -> tuple[Any, Any]:
+    """The refit's model logged to its run and registered under ``name``: (model info, version)."""
+    from orchestrator import serving
+
+    with use_tracking_uri(uri):
+        mlflow.start_run(run_id=run_id, nested=True)
+        try:
+            info = serving.log_predictor(refit.predictor, name="model", input_example=input_example)
+        finally:
+            mlflow.end_run("RUNNING")  # pop the fluent run; the status is set by log_refit
+        version = mlflow.register_model(
+            info.model_uri, name, tags={k: str(v) for k, v in version_tags.items()}
+        )
+    return info, version
 
 
 def _maybe_crown(

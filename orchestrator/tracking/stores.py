@@ -10,8 +10,9 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+import urllib.request
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -36,13 +37,16 @@ from orchestrator.tracking.keys import (  # noqa: F401  (re-exported: stores was
     is_better,
     metric_base,
 )
-from orchestrator.tracking.schema import seed_sqlite_store
-from orchestrator.tracking.sqlbatch import log_batch
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
 MAX_TAG_LENGTH = 5000
+# MLflow's documented limits on one log_batch request (REST API, "Log Batch"): 1,000 metrics,
+# 100 parameters, 100 tags, 1,000 of them in all, and 1 MB of JSON
 METRICS_PER_BATCH = 1000
 PARAMS_PER_BATCH = 100
+TAGS_PER_BATCH = 100
+ENTITIES_PER_BATCH = 1000
+BATCH_BYTES = 900_000  # a bound on a call's JSON (_json_size), under the 1 MB
 TRUNCATED = "...[truncated]"
 DEFAULT_EXPERIMENT = "automl"
 
@@ -66,11 +70,8 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
 
 
 def tracking_client(uri: str | None = None) -> MlflowClient:
-    """An MlflowClient of the resolved URI, for code that writes to the store: a SQLite store
-    that does not exist yet starts as a copy of MLflow's empty schema (``schema``)."""
-    uri = resolve_tracking_uri(uri)
-    seed_sqlite_store(uri)
-    return MlflowClient(uri)
+    """An MlflowClient of the resolved URI (MLflow creates a SQLite store that does not exist)."""
+    return MlflowClient(resolve_tracking_uri(uri))
 
 
 def artifact_location(tracking_uri: str, experiment: str) -> str | None:
@@ -99,11 +100,10 @@ def local_artifact_dir(artifact_uri: str | None) -> Path | None:
     """The folder of a run's artifacts when the store keeps them on this machine (a ``file:``
     URI or a plain path, what MLflow's local artifact repository serves), else None. Read from
     the URI: building a repository to ask would start a thread pool per run."""
-    if not artifact_uri or urllib.parse.urlparse(artifact_uri).scheme not in ("", "file"):
+    parsed = urllib.parse.urlparse(artifact_uri or "")
+    if not artifact_uri or parsed.scheme not in ("", "file"):
         return None
-    from mlflow.utils.file_utils import local_file_uri_to_path
-
-    return Path(local_file_uri_to_path(artifact_uri))
+    return Path(urllib.request.url2pathname(parsed.path))
 
 
 @contextlib.contextmanager
@@ -124,15 +124,16 @@ def artifact_folder(client: MlflowClient, run_id: str, artifact_uri: str | None)
 @contextlib.contextmanager
 def use_tracking_uri(uri: str) -> Iterator[None]:
     """Point MLflow's fluent API (model logging, registry) at ``uri`` for a while."""
-    from mlflow.tracking._tracking_service import utils as service
-
-    old_uri = getattr(service, "_tracking_uri", None)
     old_env = os.environ.get("MLFLOW_TRACKING_URI")
+    # get_tracking_uri() answers MLflow's default when nothing is set: that is not restored
+    # as a URI, and nor is one that only came from the environment (restored below as such)
+    old_uri = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(old_uri)
+        # None unsets it, as MLflow's own context manager for the URI does
+        mlflow.set_tracking_uri(None if old_uri == old_env else old_uri)
         if old_env is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
@@ -171,17 +172,62 @@ def param_items(params: dict[str, Any], skip=()) -> list[Param]:
     return [Param(str(k), param_value(v)) for k, v in params.items() if k not in skip]
 
 
+def log_batch(
+    client: MlflowClient,
+    run_id: str,
+    metrics: Sequence[Metric] = (),
+    params: Sequence[Param] = (),
+    tags: Sequence[RunTag] = (),
+) -> int:
+    """``client.log_batch`` of any number of metrics, parameters and tags, in as few calls as
+    MLflow's documented limits on one request allow (:func:`batches`); the number of calls."""
+    calls = 0
+    for chunk in batches(metrics, params, tags):
+        client.log_batch(run_id, **chunk)
+        calls += 1
+    return calls
+
+
+def batches(
+    metrics: Sequence[Metric] = (), params: Sequence[Param] = (), tags: Sequence[RunTag] = ()
+) -> Iterator[dict[str, list]]:
+    """The ``metrics``/``params``/``tags`` of successive ``log_batch`` calls, each within MLflow's
+    limits on one request: parameters and tags first, metrics in the room each call has left,
+    every item once and in its order."""
+    queues = {"params": list(params), "tags": list(tags), "metrics": list(metrics)}
+    limits = {"params": PARAMS_PER_BATCH, "tags": TAGS_PER_BATCH, "metrics": METRICS_PER_BATCH}
+    start = dict.fromkeys(queues, 0)
+    while any(start[kind] < len(items) for kind, items in queues.items()):
+        chunk: dict[str, list] = {kind: [] for kind in queues}
+        count = size = 0
+        for kind, items in queues.items():
+            taken = chunk[kind]
+            while start[kind] < len(items) and len(taken) < limits[kind]:
+                item = items[start[kind]]
+                grown = size + _json_size(item)
+                if count >= ENTITIES_PER_BATCH or (count and grown > BATCH_BYTES):
+                    break
+                taken.append(item)
+                start[kind] += 1
+                count, size = count + 1, grown
+        yield chunk
+
+
+def _json_size(item: Metric | Param | RunTag) -> int:
+    """The item's share of a request's JSON, at most: its key and (text) value as JSON strings,
+    and under a hundred characters of field names, numbers and punctuation."""
+    text = len(json.dumps(item.key))
+    return 100 + text + (0 if isinstance(item, Metric) else len(json.dumps(str(item.value))))
+
+
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any], skip=()) -> None:
-    items = param_items(params, skip)
-    for i in range(0, len(items), PARAMS_PER_BATCH):
-        log_batch(client, run_id, params=items[i : i + PARAMS_PER_BATCH])
+    log_batch(client, run_id, params=param_items(params, skip))
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, Any], step: int = 0) -> None:
     now = int(time.time() * 1000)
     items = [Metric(k, float(v), now, step) for k, v in metrics.items() if _is_number(v)]
-    for i in range(0, len(items), METRICS_PER_BATCH):
-        log_batch(client, run_id, metrics=items[i : i + METRICS_PER_BATCH])
+    log_batch(client, run_id, metrics=items)
 
 
 def _is_number(value: Any) -> bool:
@@ -190,8 +236,7 @@ def _is_number(value: Any) -> bool:
 
 def set_tags(client: MlflowClient, run_id: str, tags: dict[str, Any]) -> None:
     items = [RunTag(str(k), one_line(v)) for k, v in tags.items() if v is not None]
-    for i in range(0, len(items), PARAMS_PER_BATCH):
-        log_batch(client, run_id, tags=items[i : i + PARAMS_PER_BATCH])
+    log_batch(client, run_id, tags=items)
 
 
 def git_commit() -> str | None:
@@ -276,6 +321,20 @@ def _log_dataset(client: MlflowClient, run_id: str, dataset: dict[str, Any]) -> 
         else:
             arr = np.zeros((0, 1), dtype=np.float32) if data is None else np.asarray(data)
             ds = mlflow.data.from_numpy(arr, source=src, name=name, digest=digest)
-        entity = ds._to_mlflow_entity()
+        entity = dataset_entity(ds)
     context = str(dataset.get("context") or "training")
     client.log_inputs(run_id, [DatasetInput(entity, [InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+
+
+def dataset_entity(dataset: Any) -> Dataset:
+    """The ``mlflow.entities.Dataset`` that ``mlflow.log_input`` would log for an
+    ``mlflow.data`` dataset, from its public ``to_dict`` (with the schema and profile it adds)."""
+    fields = dataset.to_dict()
+    return Dataset(
+        name=fields["name"],
+        digest=fields["digest"],
+        source_type=fields["source_type"],
+        source=fields["source"],
+        schema=fields.get("schema"),
+        profile=fields.get("profile"),
+    )

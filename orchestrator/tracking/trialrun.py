@@ -13,10 +13,8 @@ from mlflow.entities import Metric, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from orchestrator.tracking.artifacts import cv_metrics, write_cv_artifacts, write_cv_figures
-from orchestrator.tracking.sqlbatch import create_run, log_batch
 from orchestrator.tracking.stores import (
     METRICS_PER_BATCH,
-    PARAMS_PER_BATCH,
     TAG_ERROR,
     TAG_ROLE,
     TAG_STATUS,
@@ -24,6 +22,7 @@ from orchestrator.tracking.stores import (
     _is_number,
     artifact_folder,
     config_dict,
+    log_batch,
     log_params,
     one_line,
     param_items,
@@ -99,23 +98,15 @@ class TrialTracker:
             set_tags(client, self.run_id, run_tags)
             log_params(client, self.run_id, flat, skip=logged)
         else:
-            items = param_items(flat)
-            first = items if len(items) <= PARAMS_PER_BATCH else []
-            # the run, its tags and (up to a batch of) its parameters in one transaction
-            self.run_id, self.artifact_uri = create_run(
-                client,
-                self.experiment_id,
-                str(trial_id),
-                {
-                    MLFLOW_PARENT_RUN_ID: self.parent_run_id,
-                    TAG_TRIAL: str(trial_id),
-                    TAG_ROLE: "trial",
-                    **{k: one_line(v) for k, v in run_tags.items() if v is not None},
-                },
-                first,
-            )
-            if not first:
-                log_params(client, self.run_id, flat)
+            new_tags = {
+                MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+                TAG_TRIAL: str(trial_id),
+                TAG_ROLE: "trial",
+                **{k: one_line(v) for k, v in run_tags.items() if v is not None},
+            }
+            run = client.create_run(self.experiment_id, run_name=str(trial_id), tags=new_tags)
+            self.run_id, self.artifact_uri = run.info.run_id, run.info.artifact_uri
+            log_batch(client, self.run_id, params=param_items(flat))
         self._ended = False
         self.seconds += time.perf_counter() - started
         return self.run_id
@@ -139,21 +130,15 @@ class TrialTracker:
 
     def flush(self, tags: dict[str, Any] | None = None, end_status: str | None = None) -> None:
         """Write the buffered metrics (and ``tags``) in as few ``log_batch`` calls as possible;
-        ``end_status`` then ends the run (with the last batch, in its transaction)."""
+        ``end_status`` (``FINISHED``, ``FAILED``, ``KILLED``) then ends the run."""
         started = time.perf_counter()
         buffer, self._buffer = self._buffer, []
         run_tags = [RunTag(str(k), one_line(v)) for k, v in (tags or {}).items() if v is not None]
         if (not buffer and not run_tags and not end_status) or self.run_id is None:
             return
-        last = max(len(buffer) - 1, 0) // METRICS_PER_BATCH * METRICS_PER_BATCH
-        for i in range(0, last + 1, METRICS_PER_BATCH):
-            log_batch(
-                self.client,
-                self.run_id,
-                metrics=buffer[i : i + METRICS_PER_BATCH],
-                tags=run_tags if i == 0 else [],
-                end_status=end_status if i == last else None,
-            )
+        log_batch(self.client, self.run_id, metrics=buffer, tags=run_tags)
+        if end_status is not None:
+            self.client.set_terminated(self.run_id, end_status)
         self.seconds += time.perf_counter() - started
 
     # ----------------------------------------------------------------- endings
@@ -177,8 +162,8 @@ class TrialTracker:
             summary = {k: float(v) for k, v in cv_metrics(cv).items() if _is_number(v)}
             self._buffer = [m for m in self._buffer if m.key not in summary]
             self._buffer.extend(Metric(k, v, now, 0) for k, v in summary.items())
-            # artifacts first, so that the metrics, the status tag and the run's end share one
-            # transaction; if the artifacts fail, fail() still writes the buffered metrics
+            # artifacts first, so that the run ends with its metrics and status tag written;
+            # if the artifacts fail, fail() still writes the buffered metrics
             with artifact_folder(self.client, self.run_id, self.artifact_uri) as folder:
                 write_cv_artifacts(folder, cv, task, class_names, cleaning, metric, figures)
                 self._write_config(folder)
