@@ -244,6 +244,7 @@ def refit_best(
         return best, best_config, None
     result = refit_and_test(plan.run, best_config, best_epochs(best, best_config))
     if tracker is not None:
+        from orchestrator.serving import log_predictor
         from orchestrator.tracking import log_refit
 
         result.tracking = log_refit(
@@ -255,6 +256,7 @@ def refit_best(
             metric=plan.metric,
             mode=plan.mode,
             input_example=_input_example(plan.run),
+            log_model=log_predictor,
         )
     return best, best_config, result
 

@@ -17,6 +17,7 @@ def run_tracked_training(
     config: Config, on_epoch: Callable[[dict[str, float]], None] | None = None
 ) -> TrainResult:
     """Like :func:`orchestrator.pipeline.run_training`, with every step logged to MLflow."""
+    from orchestrator.serving import log_predictor
     from orchestrator.tracking import SearchTracker, TrialTracker, describe_dataset, log_refit
 
     run = prepare_run(config)
@@ -56,5 +57,6 @@ def run_tracked_training(
             metric=metric,
             mode=mode,
             input_example=X.head(5) if hasattr(X, "head") else X[:5],
+            log_model=log_predictor,
         )
     return TrainResult(config, run, cv.result, refit)

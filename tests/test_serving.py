@@ -46,6 +46,7 @@ def test_refit_run_registry_and_champion(tracking_uri, table_result, capfd):
             names,
             metric="val_accuracy",
             input_example=example,
+            log_model=serving.log_predictor,
         )
         worse = tracking.log_refit(
             search,
@@ -54,6 +55,7 @@ def test_refit_run_registry_and_champion(tracking_uri, table_result, capfd):
             names,
             metric="val_accuracy",
             input_example=example,
+            log_model=serving.log_predictor,
         )
         better = tracking.log_refit(
             search,
@@ -62,6 +64,7 @@ def test_refit_run_registry_and_champion(tracking_uri, table_result, capfd):
             names,
             metric="val_accuracy",
             input_example=example,
+            log_model=serving.log_predictor,
         )
     # MLflow downloaded each model to validate its serving input, without a progress bar
     assert "Downloading artifacts" not in capfd.readouterr().err
@@ -104,7 +107,11 @@ def test_pyfunc_loads_in_fresh_process_without_project_on_path(
     with SearchTracker(tracking_uri, "exp") as search:
         search.start(result.config, "s")
         info = tracking.log_refit(
-            search, result.refit, result.config, input_example=result.run.test.X.head(3)
+            search,
+            result.refit,
+            result.config,
+            input_example=result.run.test.X.head(3),
+            log_model=serving.log_predictor,
         )
     raw = _raw_rows(result)
     raw.to_json(tmp_path / "raw.json", orient="split")

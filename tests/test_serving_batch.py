@@ -37,6 +37,7 @@ def logged_model(store_template, table_result, tmp_path_factory) -> dict:
             table_result.refit,
             table_result.config,
             input_example=table_result.run.test.X.head(3),
+            log_model=serving.log_predictor,
         )
     return {**info, "tracking_uri": uri, "result": table_result}
 

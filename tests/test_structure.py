@@ -37,6 +37,29 @@ def test_no_private_engine_name_in_the_product(name):
     assert found == [], f"{name} used in {found}"
 
 
+def test_no_private_module_or_name_of_an_engine_is_imported():
+    """An import of Ray, MLflow or torch whose module path or imported name is private."""
+    found = []
+    for path in _sources(*PACKAGES):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                modules, names = [node.module], [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                modules, names = [a.name for a in node.names], []
+            else:
+                continue
+            for module in modules:
+                if module.split(".")[0] not in ("ray", "mlflow", "torch"):
+                    continue
+                if any(p.startswith("_") for p in module.split(".")[1:]) or any(
+                    n.startswith("_") for n in names
+                ):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {module} {names}")
+    # torch is pinned: its fused Adam kernel and the deferred torch._dynamo import may stay
+    allowed = {"models/lazy_dynamo.py", "models/stacked_optim.py"}
+    assert [f for f in found if f.split(":")[0] not in allowed] == []
+
+
 def test_no_function_in_the_orchestrator_is_over_60_lines():
     long = []
     for path in _sources("orchestrator"):

@@ -75,7 +75,7 @@ def _save_figures(
     metric: str | None,
     cm: np.ndarray | None = None,
 ) -> None:
-    from models import confusion_matrix
+    from models.metrics import confusion_matrix
     from orchestrator.plots import confusion_matrix_figure, learning_curves_figure, roc_curve_figure
 
     if task == "classification":
@@ -131,7 +131,7 @@ def write_cv_artifacts(
     ``figures=False`` keeps the tables and drops the PNGs, which are most of a trivial trial's
     tracking cost (``tracking.trial_figures``).
     """
-    from models import confusion_matrix, error_analysis
+    from models.metrics import confusion_matrix, error_analysis
 
     output, y, names = _oof(cv, task, class_names)
     cm = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,9 +55,13 @@ def log_refit(
     metric: str | None = None,
     mode: str | None = None,
     input_example: Any = None,
+    *,
+    log_model: Callable[..., Any],
 ) -> dict[str, Any]:
     """Log the refit model as child run ``refit-best``, register it and maybe crown it champion.
 
+    ``log_model(predictor, name=, input_example=)`` logs the model in the active MLflow run and
+    returns its ``ModelInfo`` (``serving.log_predictor``: the tracking layer imports no torch).
     ``parent`` is the SearchTracker or ``(tracking_uri, experiment_id, parent_run_id)``; a None
     parent id makes a top-level run (``automl train``). The alias ``champion`` moves to the new
     version only when its ``test_<metric>`` is strictly better than the current champion's.
@@ -77,7 +82,16 @@ def log_refit(
     status = "FAILED"
     try:
         logged = _fill_refit_run(
-            client, uri, run, refit, config, class_names, name, (metric, mode), input_example
+            client,
+            uri,
+            run,
+            refit,
+            config,
+            class_names,
+            name,
+            (metric, mode),
+            input_example,
+            log_model,
         )
         status = "FINISHED"
     except KeyboardInterrupt:
@@ -101,6 +115,7 @@ def _fill_refit_run(
     name: str,
     scoring: tuple[str, str],
     input_example: Any,
+    log_model: Callable[..., Any],
 ) -> dict[str, Any]:
     """The refit run's parameters, test metrics, config and test tables, then its model: logged,
     registered as a new version of ``name`` and crowned champion if better (``scoring``: the
@@ -116,7 +131,9 @@ def _fill_refit_run(
     with artifact_folder(client, run_id, run.artifact_uri) as folder:
         _write_test_tables(folder, refit, class_names)
     version_tags = {score_key: score, TAG_METRIC: metric, TAG_MODE: mode, "automl.run_id": run_id}
-    info, version = _log_and_register(uri, run_id, refit, name, input_example, version_tags)
+    info, version = _log_and_register(
+        uri, run_id, refit, name, input_example, version_tags, log_model
+    )
     champion = _maybe_crown(client, name, version.version, score_key, score, mode)
     set_tags(
         client,
@@ -162,14 +179,13 @@ def _log_and_register(
     name: str,
     input_example: Any,
     version_tags: dict[str, Any],
+    log_model: Callable[..., Any],
 ) -> tuple[Any, Any]:
     """The refit's model logged to its run and registered under ``name``: (model info, version)."""
-    from orchestrator import serving
-
     with use_tracking_uri(uri):
         mlflow.start_run(run_id=run_id, nested=True)
         try:
-            info = serving.log_predictor(refit.predictor, name="model", input_example=input_example)
+            info = log_model(refit.predictor, name="model", input_example=input_example)
         finally:
             mlflow.end_run("RUNNING")  # pop the fluent run; the status is set by log_refit
         version = mlflow.register_model(
