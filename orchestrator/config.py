@@ -208,9 +208,8 @@ class TrackingConfig(Section):
     trial_figures: Literal["all", "best", "none"] = Field(
         "best",
         description="PNG figures of a trial (confusion matrix, ROC, learning curves): for every "
-        "trial, for each trial that is the best so far when it ends and still the best when "
-        "the tracking writer has no newer result waiting (the search's best always has them; "
-        "trials that end together draw once), or for none; every trial logs the tables "
+        "trial, for a trial that is the best so far and still the best 10 s after it ended "
+        "(the search's best always has them), or for none; every trial logs the tables "
         "(true = all, false = none)",
     )
 

@@ -130,11 +130,10 @@ def _cells(ax: Any, cm: np.ndarray, share: np.ndarray, cell: float) -> None:
     """White lines between the cells, and each cell's count (dark on light, white on dark)."""
     k = len(cm)
     ax.spines[:].set_visible(False)
-    if k <= 40:
-        ax.set_xticks(np.arange(k + 1) - 0.5, minor=True)
-        ax.set_yticks(np.arange(k + 1) - 0.5, minor=True)
-        ax.grid(which="minor", color="white", linewidth=1.0)
-        ax.tick_params(which="minor", length=0)
+    if k <= 40:  # two line collections: ~1 ms each, where minor ticks cost ~1 ms a tick
+        edges = np.arange(k + 1) - 0.5
+        ax.vlines(edges, -0.5, k - 0.5, colors="white", linewidth=1.0)
+        ax.hlines(edges, -0.5, k - 0.5, colors="white", linewidth=1.0)
     if k > COUNTS_UP_TO:
         return
     digits = len(str(int(cm.max(initial=0))))

@@ -33,9 +33,10 @@ logger = logging.getLogger(__name__)
 _CLOSE = object()
 
 
-# how long a best-so-far trial must stay the best before its figures are drawn (~30 ms of the
-# driver's CPU a set for digits: on a 0.65 s trial that is 5%, once per improvement)
-FIGURE_DELAY_S = 2.0
+# how long a best-so-far trial must stay the best before its figures are drawn (a set of
+# matplotlib figures costs the driver ~0.3 s of CPU: a search of short trials draws its final
+# best's set when it ends, a long search its current best's within seconds of its end)
+FIGURE_DELAY_S = 10.0
 
 
 class TrialRunWriter:
