@@ -163,13 +163,20 @@ def run_tuner(
         ],
         verbose=0,
     )
-    if resume:
-        tuner = tune.Tuner.restore(
-            str(exp_dir), trainable, resume_unfinished=True, resume_errored=search.max_failures > 0
-        )
-    else:
-        tuner = _new_tuner(config, prepared, parsed, exp_dir, trainable, run_config, max_concurrent)
+    # entered before a restore: Tuner.restore unpickles the run config's callbacks, and the
+    # events callback's pickle names the one running here
     with events if events is not None else contextlib.nullcontext(), _no_default_loggers():
+        if resume:
+            tuner = tune.Tuner.restore(
+                str(exp_dir),
+                trainable,
+                resume_unfinished=True,
+                resume_errored=search.max_failures > 0,
+            )
+        else:
+            tuner = _new_tuner(
+                config, prepared, parsed, exp_dir, trainable, run_config, max_concurrent
+            )
         grid = tuner.fit()
     trials = [summarize(result, config.training.epochs) for result in grid]
     return sorted(trials, key=lambda t: t.index)
