@@ -77,8 +77,9 @@ def dense_losses(layers, params, buffers, x, y, loss_name: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def manual_step(layers, params, x, y) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Every fold's mean cross-entropy ``(k,)`` and, by parameter name, its gradient, for a
+def manual_step(layers, params, x, y, grads: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Every fold's mean cross-entropy ``(k,)``; each parameter's gradient is written into
+    ``grads[name]`` (a ``(k, *shape)`` tensor, e.g. a view of a flat gradient buffer), for a
     dense chain (:func:`manual_backward_ok`): the forward pass keeps each layer's input,
     the backward pass multiplies back through it with the same batched matrix products
     autograd would run, without its engine. Equal to autograd's gradients up to float
@@ -104,18 +105,17 @@ def manual_step(layers, params, x, y) -> tuple[torch.Tensor, dict[str, torch.Ten
     g = log_p.exp_()
     g.scatter_add_(2, target, torch.full(target.shape, -1.0, dtype=g.dtype, device=g.device))
     g.div_(y.shape[1])
-    grads: dict[str, torch.Tensor] = {}
     first = next(i for i, (kind, _, _) in enumerate(saved) if kind == "linear")
     for i in range(len(saved) - 1, first - 1, -1):
         kind, name, value = saved[i]
         if kind == "linear":
-            grads[f"{name}.weight"] = torch.bmm(g.transpose(1, 2), value)
+            torch.bmm(g.transpose(1, 2), value, out=grads[f"{name}.weight"])
             if f"{name}.bias" in params:
-                grads[f"{name}.bias"] = g.sum(1)
+                torch.sum(g, 1, out=grads[f"{name}.bias"])
             if i > first:  # no gradient for the data
                 g = torch.bmm(g, params[f"{name}.weight"])
-        elif kind == "relu":
-            g = g * (value > 0)
+        elif kind == "relu":  # value = relu(h) >= 0, so sign(value) is the 0/1 mask as a
+            g = g * torch.sign(value)  # float: ~4x faster than multiplying by a bool mask
         else:  # tanh
             g = g * (1 - value * value)
-    return losses, grads
+    return losses
