@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     def objective(trial: optuna.Trial) -> float:
         lr = trial.suggest_categorical("lr", grid["lr"])
         hidden = trial.suggest_categorical("hidden_sizes", grid["hidden_sizes"])
-        return cv_accuracy(X, y, lr, [int(w) for w in hidden.split(",")], args.epochs)
+        hidden_sizes = [int(w) for w in hidden.split(",")]
+        return cv_accuracy(X, y, lr, hidden_sizes, args.epochs, args.style)
 
     study = optuna.create_study(
         study_name="p1", direction="maximize", sampler=optuna.samplers.GridSampler(grid)

@@ -20,12 +20,12 @@ from typing import Any
 from benchmarks.p1_loop import cv_accuracy, load_search_part, parse_args, print_result
 
 
-def train_fnn(config: dict[str, Any], X, y, epochs: int) -> None:
+def train_fnn(config: dict[str, Any], X, y, epochs: int, style: str) -> None:
     import torch
     from ray import tune
 
     torch.set_num_threads(1)
-    accuracy = cv_accuracy(X, y, config["lr"], config["hidden_sizes"], epochs)
+    accuracy = cv_accuracy(X, y, config["lr"], config["hidden_sizes"], epochs, style)
     tune.report({"accuracy": accuracy})
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
 
     X, y = load_search_part(args.data)
     trainable = tune.with_resources(
-        tune.with_parameters(train_fnn, X=X, y=y, epochs=args.epochs), {"cpu": 1}
+        tune.with_parameters(train_fnn, X=X, y=y, epochs=args.epochs, style=args.style), {"cpu": 1}
     )
     tuner = tune.Tuner(
         trainable,

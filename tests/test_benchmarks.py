@@ -124,12 +124,15 @@ def test_p1_figures_goals_and_report():
         "automl": {**contender(30.0, 0.801), "search_wall_s": 25.0},
         "raytune": contender(100.0, 0.80),
         "optuna": contender(60.0, 0.805),
+        "raytune_lean": contender(50.0, 0.9),  # a reference: in no goal
         "raytune_ratio": 0.3,
         "optuna_ratio": 0.5,
+        "raytune_lean_ratio": 0.6,
     }
     figures = summarize([row])
     assert figures["accuracy_difference"] == pytest.approx(0.801 - 0.805)
     assert [g["passed"] for g in goals(figures)] == [True, False, False]
+    assert figures["wall_ratio_vs_raytune_lean"] == 0.6
 
     log = 'Trial 3 finished\n{"best_cv_accuracy": 0.8, "trials": 16}\n(raylet) bye\n'
     assert read_result(log) == {"best_cv_accuracy": 0.8, "trials": 16}
