@@ -131,8 +131,6 @@ def run_tuner(
 ) -> list[TrialSummary]:
     """Submit the trials to Ray Tune (or resume them) and summarise every trial, in creation
     order. ``listener`` gets every trial's events as plain values (the MLflow writer)."""
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
     from orchestrator.trial import run_trial
 
     search = config.search
@@ -146,23 +144,7 @@ def run_tuner(
         trainable, {"cpu": search.cpus_per_trial, "gpu": search.gpus_per_trial}
     )
     events = TrialEvents(listener) if listener is not None else None
-    run_config = tune.RunConfig(
-        name=name,
-        storage_path=str(exp_dir.parent),
-        failure_config=tune.FailureConfig(max_failures=search.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        # the events callback first, so that Tune's own loggers never see the tracking payload;
-        # Tune's CSV and JSON result files (its ResultGrid reads them) but not its TensorBoard
-        # files: the metrics are in MLflow
-        callbacks=[
-            *([events] if events is not None else []),
-            TrialPrinter(on_trial),
-            *(callbacks or []),
-            CSVLoggerCallback(),
-            JsonLoggerCallback(),
-        ],
-        verbose=0,
-    )
+    run_config = _run_config(config, name, exp_dir, events, callbacks, on_trial)
     # entered before a restore: Tuner.restore unpickles the run config's callbacks, and the
     # events callback's pickle names the one running here
     with events if events is not None else contextlib.nullcontext(), _no_default_loggers():
@@ -180,6 +162,29 @@ def run_tuner(
         grid = tuner.fit()
     trials = [summarize(result, config.training.epochs) for result in grid]
     return sorted(trials, key=lambda t: t.index)
+
+
+def _run_config(config, name, exp_dir, events, callbacks, on_trial) -> tune.RunConfig:
+    """Where Tune keeps the search, its retries and checkpoints, and the driver's callbacks:
+    the events callback first, so that Tune's own loggers never see the tracking payload; Tune's
+    CSV and JSON result files (its ResultGrid reads them) but not its TensorBoard files (the
+    metrics are in MLflow)."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(exp_dir.parent),
+        failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=[
+            *([events] if events is not None else []),
+            TrialPrinter(on_trial),
+            *(callbacks or []),
+            CSVLoggerCallback(),
+            JsonLoggerCallback(),
+        ],
+        verbose=0,
+    )
 
 
 def _new_tuner(config, prepared, parsed, exp_dir, trainable, run_config, max_concurrent):

@@ -43,7 +43,7 @@ MLFLOW_RUN_VARIABLES = {
 }
 INSTALL_CHROMIUM = (
     "install it with `apt-get update && apt-get install -y chromium chromium-driver` "
-    "(.ci/run does this before `make test`)"
+    "(`make test` does this when run as root)"
 )
 
 

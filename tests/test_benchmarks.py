@@ -40,7 +40,9 @@ def test_quick_b3_writes_results(tmp_path):
         b3["figures"]["digits_mlflow_busy_s_per_trial"],
     )
     assert 0 < cpu <= busy * 1.05
-    assert 0 < b3["figures"]["digits_mlflow_cpu_pct_of_trial"] < 100
+    # (quick trials last ~0.2 s, while the search's one set of matplotlib figures and
+    # matplotlib's import cost ~0.7 s of the writer's CPU: the share is not bounded here)
+    assert b3["figures"]["digits_mlflow_cpu_pct_of_trial"] > 0
     assert len(b3["reps"]) == 1
     # trials/s and MLflow share (default figures), trials/s with figures for every trial
     assert [g["benchmark"] for g in doc["goals"]] == ["B3"] * 3
