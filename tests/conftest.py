@@ -50,7 +50,7 @@ def tiny_csv(tmp_path):
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray with 2 CPUs for the whole test session, started as ``automl search`` starts
-    it (prestarted workers with the trainable's modules preloaded)."""
+    it."""
     import ray
 
     from orchestrator.ray_adapter import ensure_ray
