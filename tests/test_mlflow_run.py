@@ -42,8 +42,6 @@ def test_mlflow_run_is_parent_of_every_trial(store_template, tmp_path):  # noqa:
     db = tmp_path / "mr.db"
     shutil.copyfile(store_template, db)
     uri = f"sqlite:///{db}"
-    from mlflow import MlflowClient
-
     # made here with its artifacts in tmp_path: `mlflow run` would put them under ./mlruns
     MlflowClient(uri).create_experiment(EXPERIMENT, (tmp_path / "artifacts").as_uri())
     env = clean_env(MLFLOW_TRACKING_URI=uri)
