@@ -8,6 +8,7 @@ mlflow) happen inside the command bodies so that ``automl --help`` is instant. E
 from __future__ import annotations
 
 import functools
+import gc
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -356,8 +357,17 @@ def write_json(path: str, payload: dict[str, Any]) -> None:
 
 
 def entry() -> None:
-    """The ``automl`` console script."""
-    main()
+    """The ``automl`` console script.
+
+    Once the command is done, what it made lives until the process ends, so it is frozen out of
+    the cyclic garbage collector (``gc.freeze``): the interpreter's last collections at exit
+    then skip the millions of objects torch, Ray and MLflow create (1.7 -> 0.2 s measured after
+    a search). Exit handlers (Ray's shutdown, MLflow's) still run.
+    """
+    try:
+        main()
+    finally:
+        gc.freeze()
 
 
 if __name__ == "__main__":
