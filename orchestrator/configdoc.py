@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from orchestrator.config import Config
+from orchestrator.confighelp import KEY_HELP
 
 REGENERATE = "python -m orchestrator.configdoc --write docs/config.md"
 TOP_LEVEL = "top level"
@@ -231,7 +232,7 @@ def own_docstring(model: type[BaseModel]) -> str:
 
 
 def describe(model: type[BaseModel], name: str, info: FieldInfo, dotted: str) -> str:
-    text = info.description or attribute_docstrings(model).get(name) or ""
+    text = info.description or attribute_docstrings(model).get(name) or KEY_HELP.get(dotted)
     return " ".join((text or FALLBACK_NOTES.get(dotted, "")).split())
 
 

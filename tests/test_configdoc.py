@@ -50,6 +50,21 @@ def test_every_leaf_key_of_config_is_listed(reference):
     assert not missing
 
 
+def test_every_key_is_described_once_and_the_help_names_only_real_keys(reference):
+    from orchestrator.configdoc import FALLBACK_NOTES
+    from orchestrator.confighelp import KEY_HELP
+
+    keys = leaf_keys(Config)
+    assert set(KEY_HELP) <= set(keys), sorted(set(KEY_HELP) - set(keys))  # no stale entry
+    for key in keys:
+        own = Config  # the key's own Field description, if it has one
+        for part in key.split(".")[:-1]:
+            own = own.model_fields[part].annotation
+        has_own = own.model_fields[key.split(".")[-1]].description is not None
+        assert has_own + (key in KEY_HELP) + (key in FALLBACK_NOTES) == 1, key
+        assert row(reference, key).split(" | ")[-1].strip(" |"), f"{key} has no description"
+
+
 def test_rows_show_choices_bounds_defaults_and_descriptions(reference):
     assert "| one of: adam, adamw, sgd, rmsprop | `adam` |" in row(
         reference, "training.optimizer.name"
