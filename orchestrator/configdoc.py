@@ -14,24 +14,29 @@ from __future__ import annotations
 
 import argparse
 import ast
-import enum
 import functools
 import inspect
-import re
 import sys
 import textwrap
-import types
-import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from orchestrator.config import Config
 from orchestrator.confighelp import KEY_HELP
+from orchestrator.configtypes import (
+    choice_values,
+    constraints,
+    default_text,
+    is_model,
+    item_constraints,
+    type_name,
+    union_args,
+    yaml_scalar,
+)
 
 REGENERATE = "python -m orchestrator.configdoc --write docs/config.md"
 TOP_LEVEL = "top level"
@@ -47,8 +52,6 @@ FALLBACK_NOTES = {
 }
 
 # PyYAML (YAML 1.1) reads these plain scalars as booleans or null, not as strings.
-_YAML_SPECIAL = re.compile(r"^(y|n|yes|no|on|off|true|false|null|~)$", re.IGNORECASE)
-_BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
 
 
 @dataclass
@@ -61,147 +64,6 @@ class Row:
     constraints: str
     description: str
     conditions: list[str] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------- values and types
-def yaml_scalar(value: Any) -> str:
-    """``value`` as a user writes it in YAML: ``null``, ``true``, ``[256, 128]``, ``"on"``."""
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return f'"{value}"' if _needs_quotes(value) else value
-    if isinstance(value, BaseModel):
-        value = value.model_dump()
-    if isinstance(value, dict):
-        return (
-            "{" + ", ".join(f"{yaml_scalar(k)}: {yaml_scalar(v)}" for k, v in value.items()) + "}"
-        )
-    if isinstance(value, list | tuple | set | frozenset):
-        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-        return "[" + ", ".join(yaml_scalar(v) for v in items) + "]"
-    return str(value)
-
-
-def _needs_quotes(text: str) -> bool:
-    if not text or text != text.strip() or _YAML_SPECIAL.match(text):
-        return True
-    if text[0] in "[]{}&*!|>'\"%@`#,?-:" or ": " in text or " #" in text:
-        return True
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _union_args(annotation: Any) -> tuple[Any, ...] | None:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is types.UnionType:
-        return typing.get_args(annotation)
-    return None
-
-
-def _strip_annotated(annotation: Any) -> tuple[Any, list[Any]]:
-    if typing.get_origin(annotation) is typing.Annotated:
-        base, *metadata = typing.get_args(annotation)
-        return base, metadata
-    return annotation, []
-
-
-def _is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
-def _choices(annotation: Any) -> list[Any] | None:
-    if typing.get_origin(annotation) is typing.Literal:
-        return list(typing.get_args(annotation))
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return [member.value for member in annotation]
-    return None
-
-
-def type_name(annotation: Any) -> str:
-    """A readable type: ``int``, ``list[int]``, ``float or null``, ``one of: adam, sgd``."""
-    annotation, _ = _strip_annotated(annotation)
-    if annotation is Any:
-        return "any"
-    if annotation is type(None) or annotation is None:
-        return "null"
-    members = _union_args(annotation)
-    if members is not None:
-        nullable = type(None) in members
-        rest = [m for m in members if m is not type(None)]
-        choices = [_choices(m) for m in rest]
-        if all(c is not None for c in choices):  # Literals (and null) merge into one list
-            flat = [v for c in choices for v in c] + ([None] if nullable else [])
-            return "one of: " + ", ".join(yaml_scalar(v) for v in flat)
-        names = [type_name(m) for m in rest] + (["null"] if nullable else [])
-        return " or ".join(names)
-    choices = _choices(annotation)
-    if choices is not None:
-        return "one of: " + ", ".join(yaml_scalar(v) for v in choices)
-    if _is_model(annotation):
-        return "section"
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (dict, typing.Mapping) or annotation is dict:
-        key, value = (type_name(a) for a in args) if args else ("str", "any")
-        return f"mapping of {key} to {value}"
-    if origin in (list, set, frozenset) or annotation in (list, set, frozenset):
-        name = (origin or annotation).__name__
-        return f"{name}[{type_name(args[0]) if args else 'any'}]"
-    if origin is tuple:
-        if Ellipsis in args:
-            return f"list[{type_name(args[0])}]"
-        return "[" + ", ".join(type_name(a) for a in args) + "]"
-    if annotation is Path:
-        return "path"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def constraints(metadata: list[Any]) -> list[str]:
-    """Bounds and lengths from Field metadata: ``>= 0``, ``< 1``, ``at least 1 item``."""
-    out = []
-    for item in metadata:  # annotated_types' Ge, Interval, MinLen, ... and pydantic's own
-        if isinstance(item, FieldInfo):  # ``Annotated[int, Field(ge=1)]`` inside a list
-            out += constraints(item.metadata)
-        for attr, symbol in _BOUNDS:
-            if getattr(item, attr, None) is not None:
-                out.append(f"`{symbol} {yaml_scalar(getattr(item, attr))}`")
-        if getattr(item, "multiple_of", None) is not None:
-            out.append(f"multiple of `{yaml_scalar(item.multiple_of)}`")
-        for attr, word in (("min_length", "at least"), ("max_length", "at most")):
-            size = getattr(item, attr, None)
-            if size is not None:
-                out.append(f"{word} {size} item{'s' * (size != 1)}")
-        if isinstance(getattr(item, "pattern", None), str):
-            out.append(f"matches `{item.pattern}`")
-    return out
-
-
-def _item_constraints(annotation: Any) -> list[str]:
-    """Bounds on the items of a list (``list[Annotated[int, Field(ge=1)]]``)."""
-    annotation, _ = _strip_annotated(annotation)
-    args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
-    if typing.get_origin(annotation) in (list, set, frozenset, tuple) and args:
-        inner = constraints(_strip_annotated(args[0])[1])
-        return [f"each item {c}" for c in inner]
-    return []
-
-
-def default_text(info: FieldInfo) -> str:
-    if info.is_required():
-        return "required"
-    if info.default_factory is not None and getattr(
-        info, "default_factory_takes_validated_data", False
-    ):
-        return "computed"
-    return f"`{yaml_scalar(info.get_default(call_default_factory=True))}`"
 
 
 # --------------------------------------------------------------------------- descriptions
@@ -246,8 +108,8 @@ def walk(model: type[BaseModel], prefix: str = "") -> Iterator[Row]:
 
 def _field_rows(model: type[BaseModel], name: str, info: FieldInfo, dotted: str) -> Iterator[Row]:
     annotation = info.annotation
-    members = _union_args(annotation) or (annotation,)
-    sections = [m for m in members if _is_model(m)]
+    members = union_args(annotation) or (annotation,)
+    sections = [m for m in members if is_model(m)]
     description = describe(model, name, info, dotted)
     if not sections:
         yield _leaf(model, name, info, dotted, description)
@@ -282,12 +144,12 @@ def _field_rows(model: type[BaseModel], name: str, info: FieldInfo, dotted: str)
 
 def _tag_values(section: type[BaseModel], discriminator: str | None) -> str:
     info = section.model_fields.get(discriminator or "")
-    choices = _choices(info.annotation) if info else None
+    choices = choice_values(info.annotation) if info else None
     return ", ".join(yaml_scalar(c) for c in choices) if choices else ""
 
 
 def _leaf(model: type[BaseModel], name: str, info: FieldInfo, dotted: str, text: str) -> Row:
-    bounds = constraints(info.metadata) + _item_constraints(info.annotation)
+    bounds = constraints(info.metadata) + item_constraints(info.annotation)
     return Row(dotted, type_name(info.annotation), default_text(info), ", ".join(bounds), text)
 
 
@@ -307,8 +169,8 @@ def merge_variants(rows: list[Row]) -> list[Row]:
 
 def nested_sections(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, type[BaseModel]]]:
     for name, info in model.model_fields.items():
-        for member in _union_args(info.annotation) or (info.annotation,):
-            if _is_model(member):
+        for member in union_args(info.annotation) or (info.annotation,):
+            if is_model(member):
                 dotted = f"{prefix}{info.alias or name}"
                 yield dotted, member
                 yield from nested_sections(member, dotted + ".")
@@ -347,10 +209,10 @@ def render_config_reference(model: type[BaseModel] = Config) -> str:
     docs: dict[str, tuple[str, list[type[BaseModel]]]] = {}
     for name, info in model.model_fields.items():
         key = info.alias or name
-        members = _union_args(info.annotation) or (info.annotation,)
-        group = key if any(_is_model(m) for m in members) else TOP_LEVEL
+        members = union_args(info.annotation) or (info.annotation,)
+        group = key if any(is_model(m) for m in members) else TOP_LEVEL
         groups.setdefault(group, []).extend(_field_rows(model, name, info, key))
-        sections = [m for m in members if _is_model(m)]
+        sections = [m for m in members if is_model(m)]
         docs.setdefault(group, (describe(model, name, info, key), sections))
     for group, rows in groups.items():
         lines += ["", f"## {group if group == TOP_LEVEL else f'`{group}`'}", ""]
