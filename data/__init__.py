@@ -12,6 +12,7 @@ from typing import Any
 
 _WHERE = {
     "augment_images": "data.augment",
+    "augment_series": "data.augment",
     "CleaningReport": "data.cleaning",
     "clean_dataset": "data.cleaning",
     "ColumnCorrections": "data.corrections",

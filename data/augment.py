@@ -46,3 +46,52 @@ def augment_images(
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.to(batch.dtype)
+
+
+def augment_series(
+    batch: torch.Tensor,
+    cfg: AugmentConfig,
+    generator: torch.Generator,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Window slicing, scaling and jitter of ``(B, T, F)`` scaled sequences (training only).
+
+    Window slicing keeps a random ``window_slice`` share of each series' valid steps and stretches
+    it back over its length (linear interpolation); scaling multiplies each series by a factor
+    drawn around 1; jitter adds Gaussian noise to every valid step. Padding stays 0.
+    """
+    if not cfg.enabled:
+        return batch
+    if batch.dim() != 3:
+        raise DataError(f"augment_series expects (B, T, F), got shape {tuple(batch.shape)}")
+    b, t, _ = batch.shape
+    device = batch.device
+    if lengths is None:
+        lengths = torch.full((b,), t, dtype=torch.long, device=device)
+    lengths = lengths.to(device).clamp(min=1, max=t)
+
+    def draw(*shape: int, normal: bool = False) -> torch.Tensor:
+        draw_fn = torch.randn if normal else torch.rand
+        out = draw_fn(*shape, generator=generator, device=generator.device)
+        return out.to(device=device, dtype=batch.dtype)
+
+    steps = torch.arange(t, device=device).unsqueeze(0)  # (1, T)
+    valid = (steps < lengths.unsqueeze(1)).unsqueeze(-1)  # (B, T, 1)
+    out = batch
+    if cfg.window_slice < 1:
+        span = lengths.to(batch.dtype)  # (B,)
+        window = (span * cfg.window_slice).clamp(min=1.0)
+        start = draw(b) * (span - window)  # (B,)
+        stretch = (window - 1) / (span - 1).clamp(min=1.0)
+        pos = start.unsqueeze(1) + steps.to(batch.dtype) * stretch.unsqueeze(1)  # (B, T)
+        pos = torch.minimum(pos, (span - 1).unsqueeze(1))
+        lo = pos.floor().long().clamp(0, t - 1)
+        hi = (lo + 1).clamp(max=t - 1)
+        frac = (pos - lo.to(batch.dtype)).unsqueeze(-1)  # (B, T, 1)
+        gather = lambda idx: out.gather(1, idx.unsqueeze(-1).expand_as(out))  # noqa: E731
+        out = gather(lo) * (1 - frac) + gather(hi) * frac
+    if cfg.scaling > 0:
+        out = out * (1 + cfg.scaling * draw(b, 1, 1, normal=True))
+    if cfg.jitter > 0:
+        out = out + cfg.jitter * draw(*batch.shape, normal=True)
+    return out.masked_fill(~valid, 0.0)

@@ -139,6 +139,8 @@ def _drop_incomplete(ds: Dataset, cfg: CleaningConfig, report: CleaningReport) -
 def clean_dataset(ds: Dataset, cfg: CleaningConfig, task: str) -> tuple[Dataset, CleaningReport]:
     """Clean rows and columns of ``ds`` for ``task``; imputation is left to the preprocessor."""
     report = CleaningReport(rows_in=ds.n_samples)
+    if ds.modality == "table" and ds.column_types is None:
+        ds = replace(ds, column_types={str(c): str(t) for c, t in ds.X.dtypes.items()})
     missing = _missing_target(ds.y)
     if missing.any():
         warnings.warn(

@@ -59,7 +59,8 @@ def _numbers_from_text(text: pd.Series) -> pd.Series:
 def parse_numbers(s: pd.Series) -> pd.Series:
     """Text cells as float64: whitespace and thousands separators removed, others NaN."""
     if _is_number_column(s):
-        return s.astype(np.float64)
+        # nullable Int64/boolean columns hold pd.NA, which astype(float) refuses
+        return pd.Series(s.to_numpy(dtype=np.float64, na_value=np.nan), index=s.index)
     return _numbers_from_text(_stripped_text(s))
 
 

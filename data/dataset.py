@@ -27,6 +27,9 @@ class Dataset:
     groups: np.ndarray | None = None
     class_names: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    # a table's columns with the dtype its reader gave them, before cleaning cast any (int64
+    # stays int64): what a model's users will send, so what its signature describes
+    column_types: dict[str, str] | None = None
 
     @property
     def n_samples(self) -> int:

@@ -109,6 +109,8 @@ class TabularPreprocessor(Preprocessor):
         if frame.shape[1] == 0:
             raise DataError("the table has no feature columns left to learn from")
         self.columns_ = list(frame.columns)
+        # columns with gaps in training: a request may leave them out, they are imputed
+        self.optional_columns_ = [c for c in self.columns_ if frame[c].isna().any()]
         self.corrections_ = learn_corrections(frame, fix_errors=self.fix_errors)
         frame = apply_corrections(frame, self.corrections_)
         self.numeric_columns_ = list(self.corrections_.numeric_columns)
@@ -135,6 +137,12 @@ class TabularPreprocessor(Preprocessor):
     def transform(self, X: Any) -> np.ndarray:
         """Raw rows (as the user supplied them) to float32 ``(N, F')``; extra columns ignored."""
         frame = _as_frame(X)
+        optional = set(getattr(self, "optional_columns_", ()))
+        absent = [c for c in self.columns_ if c not in frame.columns and c in optional]
+        if absent:  # columns that had gaps in training may be left out: all gaps then
+            frame = frame.copy()
+            for column in absent:
+                frame[column] = np.nan
         missing = [c for c in self.columns_ if c not in frame.columns]
         if missing:
             raise DataError(
@@ -211,11 +219,30 @@ def sequence_lengths(X: Any) -> np.ndarray:
     return np.where(present.any(axis=1), last + 1, 1).astype(np.int64)
 
 
-class SequencePreprocessor(Preprocessor):
-    """Per-feature scaling of ``(N, T, F)`` sequences ignoring padding; padding becomes 0."""
+def znormalise_series(seqs: np.ndarray) -> np.ndarray:
+    """Each series and feature to mean 0, standard deviation 1 over its own valid steps.
 
-    def __init__(self, scaling: str = "standard") -> None:
+    ``seqs`` is ``(N, T, F)`` with NaN after each length; NaN stays NaN. A flat series becomes 0.
+    The UCR archive's convention: a series' level and amplitude carry no class information.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nanmean(seqs, axis=1, keepdims=True)  # (N, 1, F)
+        std = np.nanstd(seqs, axis=1, keepdims=True)
+    std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
+    return ((seqs - np.nan_to_num(mean)) / std).astype(np.float32)
+
+
+class SequencePreprocessor(Preprocessor):
+    """Per-feature scaling of ``(N, T, F)`` sequences ignoring padding; padding becomes 0.
+
+    Sequences of any length are accepted at transform time: ``T`` is the batch's own. With
+    ``series_norm`` (``auto``: when there is one feature) each series is first z-normalised over
+    its own valid steps.
+    """
+
+    def __init__(self, scaling: str = "standard", series_norm: str = "auto") -> None:
         self.scaling = scaling
+        self.series_norm = series_norm
 
     @staticmethod
     def _sequences(X: Any) -> np.ndarray:
@@ -226,31 +253,34 @@ class SequencePreprocessor(Preprocessor):
             raise DataError(f"sequences must be (N, T) or (N, T, F), got shape {arr.shape}")
         return arr
 
+    def _normalised(self, seqs: np.ndarray) -> np.ndarray:
+        # models pickled before series_norm existed have no series_norm_
+        return znormalise_series(seqs) if getattr(self, "series_norm_", False) else seqs
+
     def fit(self, X: Any, y: Any = None) -> SequencePreprocessor:
         _check_scaling(self.scaling)
+        if self.series_norm not in ("auto", "on", "off"):
+            raise ConfigError(
+                f"data.series_norm must be one of auto, on, off, got {self.series_norm!r}"
+            )
         seqs = self._sequences(X)
         self.n_steps_, self.n_features_ = int(seqs.shape[1]), int(seqs.shape[2])
-        self.offset_, self.scale_ = _channel_stats(seqs, self.scaling)
+        self.series_norm_ = self.series_norm == "on" or (
+            self.series_norm == "auto" and self.n_features_ == 1
+        )
+        self.offset_, self.scale_ = _channel_stats(self._normalised(seqs), self.scaling)
         self.output_shape_ = (self.n_steps_, self.n_features_)
         return self
 
     def transform(self, X: Any) -> np.ndarray:
+        """Raw ``(N, T, F)`` (NaN after each length; any ``T``) to scaled float32, padding 0."""
         seqs = self._sequences(X)
-        n, t, f = seqs.shape
+        f = seqs.shape[2]
         if f != self.n_features_:
             raise DataError(
                 f"sequences have {f} features per step, the model expects {self.n_features_}"
             )
-        if t > self.n_steps_:
-            if not np.isnan(seqs[:, self.n_steps_ :]).all():
-                raise DataError(
-                    f"sequences have {t} time steps, more than the {self.n_steps_} seen in training"
-                )
-            seqs = seqs[:, : self.n_steps_]
-        elif t < self.n_steps_:
-            pad = np.full((n, self.n_steps_ - t, f), np.nan, dtype=np.float32)
-            seqs = np.concatenate([seqs, pad], axis=1)
-        scaled = np.nan_to_num((seqs - self.offset_) / self.scale_)
+        scaled = np.nan_to_num((self._normalised(seqs) - self.offset_) / self.scale_)
         return np.ascontiguousarray(scaled, dtype=np.float32)
 
 
@@ -269,7 +299,7 @@ def fit_preprocessor(X_train: Any, modality: str, data_cfg: DataConfig) -> Prepr
     elif modality == "image":
         pre = ImagePreprocessor(scaling=data_cfg.scaling)
     elif modality == "sequence":
-        pre = SequencePreprocessor(scaling=data_cfg.scaling)
+        pre = SequencePreprocessor(scaling=data_cfg.scaling, series_norm=data_cfg.series_norm)
     else:
         raise ConfigError(f"modality must be table, image or sequence, got {modality!r}")
     return pre.fit(X_train)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models.layers import DenseHead, check_lengths, make_activation, time_mask
@@ -37,7 +38,7 @@ class ConvBlock1d(nn.Module):
         self.conv = nn.Conv1d(in_ch, out_ch, kernel_size, stride, padding, bias=not batch_norm)
         self.norm = nn.BatchNorm1d(out_ch) if batch_norm else nn.Identity()
         self.act = make_activation(activation)
-        self.pool = {"max": nn.MaxPool1d(2), "avg": nn.AvgPool1d(2)}.get(pool, nn.Identity())
+        self.pool = pool
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def out_length(self, length: torch.Tensor | int, pooled: bool) -> torch.Tensor | int:
@@ -49,12 +50,30 @@ class ConvBlock1d(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         # x: (batch, channels, time)
         x = self.act(self.norm(self.conv(x)))  # (batch, out_ch, time')
-        pooled = not isinstance(self.pool, nn.Identity) and x.shape[-1] >= 2
+        pooled = self.pool != "none"  # CNN1d pads its input so that there are 2 steps to pool
         if pooled:
-            x = self.pool(x)  # (batch, out_ch, time' // 2)
+            # pairs of steps by reshaping, not MaxPool1d: that one fixes the length in ONNX
+            half = x.shape[-1] // 2
+            pairs = x[..., : 2 * half].unflatten(-1, (half, 2))  # (batch, out_ch, time' // 2, 2)
+            x = pairs.amax(-1) if self.pool == "max" else pairs.mean(-1)
         if lengths is not None:
             lengths = check_lengths(self.out_length(lengths, pooled), x.shape[-1])
         return self.drop(x), lengths
+
+
+def _shortest_input(blocks: list[ConvBlock1d], pool: str) -> int:
+    """The fewest time steps for which every block still leaves one and every pooling has two
+    to pool (with "same" padding and no pooling: 1). Shorter input is padded to this length."""
+    for steps in range(1, 100_000):
+        time = steps
+        for block in blocks:
+            time = block.out_length(time, pooled=False)
+            if time < 1 or (pool != "none" and time < 2):
+                break
+            time = time // 2 if pool != "none" else time
+        else:
+            return steps
+    return 100_000
 
 
 class CNN1d(nn.Module):
@@ -95,11 +114,14 @@ class CNN1d(nn.Module):
             blocks.append(block)
             in_ch = int(out_ch)
         self.blocks = nn.ModuleList(blocks)
+        self.min_length = _shortest_input(blocks, pool)
         self.head = DenseHead(2 * in_ch, head_sizes, n_outputs, activation, dropout, batch_norm)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         # x: (batch, time, features)
         lengths = check_lengths(lengths, x.shape[1])
+        if x.shape[1] < self.min_length:  # too short to convolve and pool: zeros, masked off
+            x = F.pad(x, (0, 0, 0, self.min_length - x.shape[1]))
         x = x.transpose(1, 2)  # (batch, features, time)
         for block in self.blocks:
             if lengths is not None:

@@ -20,7 +20,7 @@ from torch import nn
 from models.inference import EVAL_BATCH, as_tensor, predict, to_predictions
 from models.lazy_dynamo import defer_dynamo_import
 from models.losses import loss_value, resolve_loss
-from models.tensordata import TensorData, resolve_device
+from models.tensordata import TensorData, crop_padding, resolve_device
 from orchestrator.errors import ConfigError, TrainingError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -45,7 +45,7 @@ class Trainer:
         train: TensorData,
         early_stop: TensorData | None = None,
         seed: int = 0,
-        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        augment: Callable[..., torch.Tensor] | None = None,
         device: str | None = None,
     ) -> None:
         self.cfg = training_cfg
@@ -176,7 +176,8 @@ class Trainer:
             for start in range(0, len(data), EVAL_BATCH):
                 stop = start + EVAL_BATCH
                 lengths = None if data.lengths is None else data.lengths[start:stop].to(self.device)
-                outs.append(self.model(data.x[start:stop].to(self.device), lengths))
+                x = crop_padding(data.x[start:stop], lengths).to(self.device)
+                outs.append(self.model(x, lengths))
             out = torch.cat(outs) if outs else torch.zeros(0, self.n_outputs)
             loss = float(self._loss(out, data.y.to(self.device))) if outs else 0.0
         self.model.train(was_training)
@@ -206,7 +207,9 @@ class Trainer:
         bounds = self._batch_bounds(len(data))
         for start, stop in bounds:
             batch = data.take(order[start:stop])
-            x = batch.x if self.augment is None else self.augment(batch.x, self.augment_generator)
+            x = batch.x
+            if self.augment is not None:
+                x = self.augment(x, self.augment_generator, batch.lengths)
             self.optimizer.zero_grad(set_to_none=True)
             loss = self._loss(self.model(x, batch.lengths), batch.y)
             loss.backward()

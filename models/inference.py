@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.tensordata import crop_padding
+
 EVAL_BATCH = 1024
 
 
@@ -42,8 +44,8 @@ def predict(
     outs = []
     with torch.no_grad():
         for start in range(0, x.shape[0], batch_size):
-            xb = x[start : start + batch_size].to(device)
             lb = None if lengths is None else lengths[start : start + batch_size].to(device)
+            xb = crop_padding(x[start : start + batch_size], lb).to(device)
             outs.append(model(xb, lb).float().cpu())
     n_out = outs[0].shape[-1] if outs else 1
     return to_predictions(torch.cat(outs) if outs else torch.zeros(0, n_out), task)

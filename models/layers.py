@@ -73,3 +73,21 @@ def check_lengths(lengths: torch.Tensor | None, time: int) -> torch.Tensor | Non
     if lengths is None:
         return None
     return lengths.long().clamp(min=1, max=time)
+
+
+def masked_mean(h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean of ``h`` (batch, channels, time) over steps where ``keep`` (batch, 1, time) holds."""
+    weights = keep.to(h.dtype)
+    return (h * weights).sum(-1) / weights.sum(-1).clamp(min=1.0)  # (batch, channels)
+
+
+def flip_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of ``x`` (batch, time, features) within its length; padding stays.
+
+    Its own inverse. Index arithmetic only, so it traces with a dynamic time axis.
+    """
+    time = x.shape[1]
+    steps = torch.arange(time, device=x.device).unsqueeze(0)  # (1, time)
+    last = (lengths.to(x.device) - 1).unsqueeze(1)  # (batch, 1)
+    index = torch.where(steps <= last, last - steps, steps)  # (batch, time)
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))

@@ -10,9 +10,26 @@ from torch import nn
 from models.cnn import CNN
 from models.cnn1d import CNN1d
 from models.fnn import FNN
+from models.inception import InceptionNet
+from models.resnet1d import ResNet1d
 from models.rnn import RecurrentNet
 from models.transformer import TransformerNet
 from orchestrator.errors import ModelError, did_you_mean
+
+# the architecture a family gets when model.channels / model.head_sizes are null
+CHANNELS = {"cnn": [32, 64], "cnn1d": [32, 64], "resnet1d": [64, 128, 128]}
+HEAD_SIZES = {"resnet1d": [], "inception": []}
+DEFAULT_HEAD = [128]
+
+
+def channels_of(spec: Any) -> list[int]:
+    return list(spec.channels) if spec.channels is not None else list(CHANNELS[spec.family])
+
+
+def head_of(spec: Any) -> list[int]:
+    if spec.head_sizes is not None:
+        return list(spec.head_sizes)
+    return list(HEAD_SIZES.get(spec.family, DEFAULT_HEAD))
 
 
 def _fnn(spec: Any, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
@@ -28,8 +45,8 @@ def _fnn(spec: Any, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
 
 def _conv_args(spec: Any) -> dict[str, Any]:
     return dict(
-        channels=list(spec.channels),
-        head_sizes=list(spec.head_sizes),
+        channels=channels_of(spec),
+        head_sizes=head_of(spec),
         kernel_size=spec.kernel_size,
         stride=spec.stride,
         padding=spec.padding,
@@ -48,6 +65,32 @@ def _cnn1d(spec: Any, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     return CNN1d(shape, n_outputs, **_conv_args(spec))
 
 
+def _resnet1d(spec: Any, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    return ResNet1d(
+        shape,
+        n_outputs,
+        channels=channels_of(spec),
+        head_sizes=head_of(spec),
+        activation=spec.activation,
+        dropout=spec.dropout,
+        batch_norm=spec.batch_norm,
+    )
+
+
+def _inception(spec: Any, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    return InceptionNet(
+        shape,
+        n_outputs,
+        depth=spec.depth,
+        filters=spec.filters,
+        max_kernel=spec.max_kernel,
+        head_sizes=head_of(spec),
+        activation=spec.activation,
+        dropout=spec.dropout,
+        batch_norm=spec.batch_norm,
+    )
+
+
 def _recurrent(spec: Any, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     return RecurrentNet(
         shape,
@@ -56,7 +99,7 @@ def _recurrent(spec: Any, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
         hidden_size=spec.hidden_size,
         num_layers=spec.num_layers,
         bidirectional=spec.bidirectional,
-        head_sizes=list(spec.head_sizes),
+        head_sizes=head_of(spec),
         activation=spec.activation,
         dropout=spec.dropout,
         batch_norm=spec.batch_norm,
@@ -72,7 +115,7 @@ def _transformer(spec: Any, shape: tuple[int, ...], n_outputs: int) -> nn.Module
         num_layers=spec.num_layers,
         dim_feedforward=spec.dim_feedforward,
         positional=spec.positional,
-        head_sizes=list(spec.head_sizes),
+        head_sizes=head_of(spec),
         activation=spec.activation,
         dropout=spec.dropout,
         batch_norm=spec.batch_norm,
@@ -89,6 +132,8 @@ FAMILIES: dict[str, tuple[Builder, tuple[str, str, int]]] = {
     "fnn": (_fnn, TABLE),
     "cnn": (_cnn, IMAGE),
     "cnn1d": (_cnn1d, SEQUENCE),
+    "resnet1d": (_resnet1d, SEQUENCE),
+    "inception": (_inception, SEQUENCE),
     "rnn": (_recurrent, SEQUENCE),
     "lstm": (_recurrent, SEQUENCE),
     "gru": (_recurrent, SEQUENCE),

@@ -19,6 +19,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def crop_padding(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """A batch of sequences ``(B, T, F)`` cut after its longest length: padding per batch."""
+    if lengths is None or x.dim() != 3 or len(lengths) == 0:
+        return x
+    longest = int(lengths.max())
+    return x[:, : max(longest, 1)] if longest < x.shape[1] else x
+
+
 @dataclass
 class TensorData:
     """Model inputs ``x``, targets ``y`` and, for sequences, valid ``lengths`` (int64)."""
@@ -31,9 +39,9 @@ class TensorData:
         return int(self.x.shape[0])
 
     def take(self, idx: torch.Tensor) -> TensorData:
-        """The samples at ``idx`` (an index tensor)."""
+        """The samples at ``idx`` (an index tensor), sequences cut after their longest length."""
         lengths = None if self.lengths is None else self.lengths[idx]
-        return TensorData(self.x[idx], self.y[idx], lengths)
+        return TensorData(crop_padding(self.x[idx], lengths), self.y[idx], lengths)
 
     def to(self, device: torch.device | str) -> TensorData:
         lengths = None if self.lengths is None else self.lengths.to(device)

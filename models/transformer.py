@@ -8,22 +8,27 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from models.layers import DenseHead, check_lengths, make_activation, time_mask
+from models.layers import DenseHead, check_lengths, make_activation, masked_mean, time_mask
 from orchestrator.errors import ModelError
 
 
-def sinusoidal_table(time: int, d_model: int) -> torch.Tensor:
-    """The fixed (time, d_model) encoding of "Attention Is All You Need"."""
-    position = torch.arange(time, dtype=torch.float32).unsqueeze(1)  # (time, 1)
-    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(1e4) / d_model))
-    table = torch.zeros(time, d_model)
-    table[:, 0::2] = torch.sin(position * freq)
-    table[:, 1::2] = torch.cos(position * freq[: d_model // 2])
-    return table
+def sinusoidal_table(time: int | torch.Tensor, d_model: int, device: torch.device | None = None):
+    """The fixed (time, d_model) encoding of "Attention Is All You Need", for any ``time``."""
+    position = torch.arange(time, dtype=torch.float32, device=device).unsqueeze(1)  # (time, 1)
+    freq = torch.exp(
+        torch.arange(0, d_model, 2, dtype=torch.float32, device=device) * (-math.log(1e4) / d_model)
+    )  # (ceil(d_model / 2),)
+    angles = position * freq  # (time, ceil(d_model / 2))
+    table = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1).flatten(1)
+    return table[:, :d_model]  # (time, d_model): sin at even columns, cos at odd ones
 
 
 class PositionalEncoding(nn.Module):
-    """Adds a sinusoidal or learned position code; 'none' leaves the input unchanged."""
+    """Adds a sinusoidal or learned position code; 'none' leaves the input unchanged.
+
+    Sinusoidal codes exist for every position. Learned codes exist for the ``max_time`` positions
+    seen in training; later positions share the last one's code (``max_time`` tells callers).
+    """
 
     def __init__(self, kind: str, max_time: int, d_model: int) -> None:
         super().__init__()
@@ -34,21 +39,16 @@ class PositionalEncoding(nn.Module):
         self.kind, self.max_time, self.d_model = kind, max_time, d_model
         if kind == "learned":
             self.table = nn.Parameter(torch.randn(max_time, d_model) * 0.02)
-        elif kind == "sinusoidal":
-            self.register_buffer("table", sinusoidal_table(max_time, d_model), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (batch, time, d_model)
         if self.kind == "none":
             return x
         time = x.shape[1]
-        if time > self.table.shape[0]:
-            if self.kind == "learned":
-                raise ModelError(
-                    f"learned positional encoding covers {self.max_time} time steps, got {time}"
-                )
-            return x + sinusoidal_table(time, self.d_model).to(x.device)
-        return x + self.table[:time]  # (batch, time, d_model)
+        if self.kind == "sinusoidal":
+            return x + sinusoidal_table(time, self.d_model, x.device).to(x.dtype)
+        steps = torch.arange(time, device=x.device).clamp(max=self.max_time - 1)  # (time,)
+        return x + self.table[steps]  # (batch, time, d_model)
 
 
 class TransformerNet(nn.Module):
@@ -76,6 +76,8 @@ class TransformerNet(nn.Module):
         time, n_features = (int(s) for s in input_shape)
         self.project = nn.Linear(n_features, d_model)
         self.position = PositionalEncoding(positional, time, d_model)
+        # learned position codes stop at the training length; later steps share the last code
+        self.max_length = time if positional == "learned" else None
         # The encoder layer takes "relu"/"gelu" by name and any other activation as a callable.
         act = activation if activation in ("relu", "gelu") else make_activation(activation)
         layer = nn.TransformerEncoderLayer(
@@ -101,6 +103,5 @@ class TransformerNet(nn.Module):
         h = self.position(self.project(x))  # (batch, time, d_model)
         padding_mask = None if lengths is None else ~keep
         h = self.encoder(h, src_key_padding_mask=padding_mask)  # (batch, time, d_model)
-        weights = keep.unsqueeze(-1).to(h.dtype)  # (batch, time, 1)
-        pooled = (h * weights).sum(1) / weights.sum(1)  # (batch, d_model)
+        pooled = masked_mean(h.transpose(1, 2), keep.unsqueeze(1))  # (batch, d_model)
         return self.head(pooled)  # (batch, n_outputs)

@@ -33,10 +33,25 @@ class CleaningConfig(Section):
 
 class AugmentConfig(Section):
     enabled: bool = False
+    # images
     rotation: float = Field(10.0, ge=0, le=180, description="max rotation in degrees")
     shift: float = Field(0.1, ge=0, le=0.5, description="max shift as a fraction of the size")
     hflip: bool = False
     vflip: bool = False
+    # sequences (Um et al. 2017; Le Guennec et al. 2016)
+    jitter: float = Field(
+        0.03, ge=0, description="sequences: standard deviation of the noise added to each step"
+    )
+    scaling: float = Field(
+        0.1, ge=0, description="sequences: standard deviation of each series' random scale factor"
+    )
+    window_slice: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="sequences: share of each series kept by a random window, stretched back to "
+        "its length (1 = off)",
+    )
 
 
 class DataConfig(Section):
@@ -47,6 +62,11 @@ class DataConfig(Section):
     task: Literal["auto", "classification", "regression"] = "auto"
     group_column: str | None = None
     scaling: Literal["standard", "minmax", "robust", "none"] = "standard"
+    series_norm: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="sequences: z-normalise each series over its own steps before scaling "
+        "(auto: when there is one feature per step)",
+    )
     encoding: Literal["onehot", "ordinal"] = "onehot"
     cleaning: CleaningConfig = CleaningConfig()
     augment: AugmentConfig = AugmentConfig()
@@ -73,8 +93,10 @@ class SplitConfig(Section):
 
 
 # --------------------------------------------------------------------------- model
-Family = Literal["auto", "fnn", "cnn", "cnn1d", "rnn", "lstm", "gru", "transformer"]
-SEQUENCE_FAMILIES = ("cnn1d", "rnn", "lstm", "gru", "transformer")
+Family = Literal[
+    "auto", "fnn", "cnn", "cnn1d", "resnet1d", "inception", "rnn", "lstm", "gru", "transformer"
+]
+SEQUENCE_FAMILIES = ("resnet1d", "inception", "cnn1d", "rnn", "lstm", "gru", "transformer")
 
 
 class ModelConfig(Section):
@@ -87,13 +109,17 @@ class ModelConfig(Section):
     batch_norm: bool = True
     # fnn: hidden layers; cnn/cnn1d/rnn/transformer: the dense head after the feature extractor
     hidden_sizes: list[int] = [256, 128]
-    head_sizes: list[int] = [128]
-    # cnn / cnn1d
-    channels: list[int] = [32, 64]
+    head_sizes: list[int] | None = None
+    # cnn / cnn1d / resnet1d
+    channels: list[int] | None = None
     kernel_size: int = Field(3, ge=1)
     stride: int = Field(1, ge=1)
     padding: Literal["same", "valid"] = "same"
     pool: Literal["max", "avg", "none"] = "max"
+    # inception
+    depth: int = Field(6, ge=1)
+    filters: int = Field(32, ge=1)
+    max_kernel: int = Field(40, ge=1)
     # rnn / lstm / gru
     hidden_size: int = Field(128, ge=1)
     num_layers: int = Field(1, ge=1)
@@ -106,8 +132,8 @@ class ModelConfig(Section):
 
     @field_validator("hidden_sizes", "head_sizes", "channels")
     @classmethod
-    def _positive(cls, v: list[int]) -> list[int]:
-        if any(int(x) < 1 for x in v):
+    def _positive(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(int(x) < 1 for x in v):
             raise ValueError(f"layer sizes must be positive integers, got {v}")
         return v
 

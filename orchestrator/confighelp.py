@@ -98,12 +98,20 @@ KEY_HELP: dict[str, str] = {
         "fnn: widths of the hidden layers, in order; each must be a positive integer"
     ),
     "model.head_sizes": (
-        "cnn / cnn1d / rnn / lstm / gru / transformer: widths of the dense head's hidden layers; "
-        "each a positive integer"
+        "every family but fnn: widths of the dense head's hidden layers after the feature "
+        "extractor; each a positive integer; null: the family's default ([128]; none for "
+        "resnet1d and inception, whose pooled features go straight to the output layer)"
     ),
     "model.channels": (
-        "cnn / cnn1d: output channels of each conv block, in order (one block per entry); each a "
-        "positive integer"
+        "cnn / cnn1d: output channels of each conv block; resnet1d: of each residual block; in "
+        "order, one block per entry, each a positive integer; null: the family's default "
+        "([32, 64]; resnet1d [64, 128, 128])"
+    ),
+    "model.depth": "inception: number of inception modules (a residual shortcut every 3)",
+    "model.filters": "inception: filters of each of a module's 4 branches",
+    "model.max_kernel": (
+        "inception: the longest kernel (the others are a half and a quarter of it), capped at "
+        "the training length"
     ),
     "model.kernel_size": "cnn / cnn1d: kernel size of every convolution",
     "model.stride": "cnn / cnn1d: stride of every convolution",

@@ -35,7 +35,10 @@ class ExportedNetwork(nn.Module):
         self.scale = float(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.network(x)  # (batch, n_outputs)
+        return self._output(self.network(x))
+
+    def _output(self, out: torch.Tensor) -> torch.Tensor:
+        # out: (batch, n_outputs)
         if self.regression:
             return out[:, 0] * self.scale + self.mean  # (batch,)
         if self.binary_logit:
@@ -44,14 +47,26 @@ class ExportedNetwork(nn.Module):
         return torch.softmax(out, dim=1)  # (batch, K)
 
 
-def _exported_module(predictor: Any) -> tuple[nn.Module, torch.Tensor]:
+class ExportedSequenceNetwork(ExportedNetwork):
+    """:class:`ExportedNetwork` for sequences: ``(x, lengths)`` in, any batch and any length."""
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        out = self.network(x, lengths)  # x: (batch, time, features), lengths: (batch,) int64
+        return self._output(out)
+
+
+def _exported_module(predictor: Any) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     network = copy.deepcopy(predictor.network).cpu().float().eval()
     shape = tuple(int(d) for d in predictor.preprocessor.output_shape_)
-    example = torch.zeros((2, *shape), dtype=torch.float32)
+    example: tuple[torch.Tensor, ...] = (torch.zeros((2, *shape), dtype=torch.float32),)
+    sequence = predictor.modality == "sequence"
+    if sequence:
+        # two different lengths, so nothing in the graph can specialise on one
+        example = (torch.randn(2, *shape), torch.tensor([shape[0], max(1, shape[0] // 2)]))
     with torch.no_grad():
-        n_outputs = int(network(example).shape[-1])
+        n_outputs = int(network(*example).shape[-1])
     target = predictor.target
-    module = ExportedNetwork(
+    module = (ExportedSequenceNetwork if sequence else ExportedNetwork)(
         network,
         predictor.task,
         n_outputs,
@@ -138,26 +153,43 @@ def preprocessing_parameters(predictor: Any) -> dict[str, Any]:
             params["raw_shape"] = [int(d) for d in pre.input_shape_]
             params["layout"] = "raw (N, H, W, C); input (N, C, H, W) = ((raw - offset) / scale)"
         else:
-            params["raw_shape"] = [int(pre.n_steps_), int(pre.n_features_)]
-            params["layout"] = "(N, T, F) = (raw - offset) / scale, NaN padding set to 0"
+            params["raw_shape"] = [None, int(pre.n_features_)]
+            params["series_norm"] = bool(getattr(pre, "series_norm_", False))
+            params["min_length"] = int(getattr(predictor.network, "min_length", 1) or 1)
+            params["layout"] = (
+                "inputs: (N, T, F) float32 for any T, and lengths (N,) int64; each series first "
+                "z-normalised over its own valid steps when series_norm, then (raw - offset) / "
+                "scale, NaN padding after each length set to 0; batches shorter than "
+                "min_length padded with 0 to it"
+            )
     return params
 
 
-def _to_torchscript(module: nn.Module, example: torch.Tensor, path: Path) -> None:
+def _to_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
     with torch.no_grad():
         traced = torch.jit.trace(module, example, check_trace=False)
     traced.save(str(path))
 
 
-def _to_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> None:
+def _shortest(module: nn.Module) -> int:
+    return max(1, int(getattr(module.network, "min_length", 1) or 1))
+
+
+def _to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
     batch = torch.export.Dim("batch", min=1)
+    shapes: dict[str, Any] = {"x": {0: batch}}
+    names = ["input"]
+    if len(example) == 2:  # sequences: any length too (from the network's shortest)
+        time = torch.export.Dim("time", min=_shortest(module))
+        shapes = {"x": {0: batch, 1: time}, "lengths": {0: batch}}
+        names = ["input", "lengths"]
     torch.onnx.export(
         module,
-        (example,),
+        example,
         str(path),
-        input_names=["input"],
+        input_names=names,
         output_names=["output"],
-        dynamic_shapes={"x": {0: batch}},
+        dynamic_shapes=shapes,
         opset_version=OPSET,
         dynamo=True,
         external_data=False,
@@ -172,10 +204,11 @@ def export_predictor(predictor: Any, fmt: str, output: str) -> dict[str, Any]:
     """
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if predictor.modality == "sequence":
-        # the networks pack sequences by length; a traced graph would fix the lengths it saw
+    if fmt == "onnx" and getattr(predictor.network, "bidirectional", False):
+        # torch.onnx fixes the time axis of the per-direction GRU/LSTM layers (torch 2.13)
         raise ModelError(
-            "export of sequence models is not supported yet (variable lengths do not trace)"
+            "onnx export of a bidirectional recurrent network is not supported (its time axis "
+            "would be fixed); export it as torchscript, or train with model.bidirectional=false"
         )
     path = Path(output).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +219,12 @@ def export_predictor(predictor: Any, fmt: str, output: str) -> dict[str, Any]:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelError(f"{fmt} export of the {predictor.family} network failed: {first}") from err
     params = preprocessing_parameters(predictor)
-    params["artifact"] = {"format": fmt, "file": path.name, "input_name": "input"}
+    params["artifact"] = {
+        "format": fmt,
+        "file": path.name,
+        "input_name": "input",
+        **({"lengths_name": "lengths"} if predictor.modality == "sequence" else {}),
+    }
     side = path.with_name(path.name + ".preprocessing.json")
     side.write_text(json.dumps(params, indent=2))
     return {

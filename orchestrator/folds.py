@@ -13,6 +13,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -179,17 +180,23 @@ def fit_fold(
     spec = config.model.model_copy(update={"family": prepared.family})
     torch.manual_seed(seed)
     model = build_model(spec, tuple(pre.output_shape_), n_out)
-    augment = None
-    if ds.modality == "image" and config.data.augment.enabled:
-        from data import augment_images
-
-        aug_cfg = config.data.augment
-
-        def augment(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-            return augment_images(batch, aug_cfg, gen)
-
+    augment = _augmenter(ds.modality, config.data.augment)
     trainer = Trainer(model, training, task, data.fit, data.early_stop, seed, augment=augment)
     return FittedFold(pre, target, trainer, data.val)
+
+
+def _augmenter(modality: str, cfg: Any) -> Any:
+    """The training-batch augmentation of ``modality`` under ``data.augment``, or None."""
+    if not cfg.enabled or modality not in ("image", "sequence"):
+        return None
+    from data import augment_images, augment_series
+
+    def augment(batch: torch.Tensor, gen: torch.Generator, lengths: Any = None) -> torch.Tensor:
+        if modality == "image":
+            return augment_images(batch, cfg, gen)
+        return augment_series(batch, cfg, gen, lengths)
+
+    return augment
 
 
 def prepare_fold(

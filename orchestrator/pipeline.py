@@ -31,7 +31,7 @@ from orchestrator.crossval import (
 from orchestrator.errors import ConfigError
 from orchestrator.predictor import Predictor
 
-DEFAULT_FAMILY = {"table": "fnn", "image": "cnn", "sequence": "gru"}
+DEFAULT_FAMILY = {"table": "fnn", "image": "cnn", "sequence": "resnet1d"}
 FAMILY_MODALITIES = {
     "fnn": ("table",),
     "cnn": ("image",),
@@ -201,6 +201,7 @@ def _refit_and_test(run: PreparedRun, config: Config, epochs: int) -> RefitResul
         task=prepared.task,
         family=prepared.family,
         modality=ds.modality,
+        input_types=ds.column_types,
     )
     output = predictor.predict_output(run.test.X, run.test.lengths)
     task = prepared.task

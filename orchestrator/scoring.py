@@ -49,7 +49,8 @@ def check_batch(predictor: Any, X: Any, extra: str = "error") -> None:
         expected = list(getattr(predictor.preprocessor, "columns_", []) or [])
         if not expected or not isinstance(X, pd.DataFrame):
             return
-        missing = [c for c in expected if c not in X.columns]
+        optional = set(getattr(predictor.preprocessor, "optional_columns_", ()))
+        missing = [c for c in expected if c not in X.columns and c not in optional]
         if missing:
             raise DataError(
                 f"missing column(s): {_names(missing)}; the model expects {_names(expected)}"
@@ -66,9 +67,9 @@ def check_batch(predictor: Any, X: Any, extra: str = "error") -> None:
         return
     if predictor.modality == "image" and got[1:] != shape:
         raise DataError(f"image input must have shape (N, {_names(shape)}), got {got}")
-    if predictor.modality == "sequence" and (len(got) != 3 or got[2] != shape[1]):
+    if predictor.modality == "sequence" and (len(got) != 3 or got[2] != shape[1] or got[1] < 1):
         raise DataError(
-            f"sequence input must have shape (N, T, {shape[1]}) with T <= {shape[0]}, got {got}"
+            f"sequence input must have shape (N, T, {shape[1]}) for any T >= 1, got {got}"
         )
 
 
@@ -87,7 +88,7 @@ def _table_rows(predictor: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """The model's columns of ``frame``; others (a target column, ids) are ignored."""
     check_batch(predictor, frame, extra="ignore")
     expected = getattr(predictor.preprocessor, "columns_", None)
-    return frame[list(expected)] if expected else frame
+    return frame[[c for c in expected if c in frame.columns]] if expected else frame
 
 
 def _npz(predictor: Any, path: Path) -> tuple[Any, np.ndarray | None]:

@@ -107,9 +107,10 @@ def test_sequence_lengths_and_preprocessor():
     np.testing.assert_allclose(pre.offset_, np.nanmean(seqs, axis=(0, 1)), rtol=1e-5)
     out = pre.transform(seqs)
     assert out.dtype == np.float32 and (out[:10, 4:] == 0).all() and np.isfinite(out).all()
-    assert pre.transform(seqs[:, :3]).shape == (20, 6, 2)  # shorter: padded
-    with pytest.raises(DataError, match="7 time steps, more than the 6"):
-        pre.transform(rng.normal(size=(2, 7, 2)))
+    # any length: the batch keeps its own (the models pad per batch and mask)
+    assert pre.transform(seqs[:, :3]).shape == (20, 3, 2)
+    longer = pre.transform(rng.normal(size=(2, 60, 2)))
+    assert longer.shape == (2, 60, 2) and np.isfinite(longer).all()
     with pytest.raises(DataError, match="3 features per step, the model expects 2"):
         pre.transform(rng.normal(size=(2, 6, 3)))
     pickle.loads(pickle.dumps(pre))
@@ -158,3 +159,23 @@ def test_numeric_imputer_matches_simple_imputer(strategy) -> None:
     assert list(ours.get_feature_names_out()) == list("abcd")
     with pytest.raises(ValueError, match="strategy must be one of"):
         NumericImputer(strategy="mode").fit(train)
+
+
+def test_series_norm_is_on_for_univariate_and_per_series():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(8, 30)).astype(np.float32)
+    # the same shapes at other levels and amplitudes, one with a gap after step 20
+    shifted = base * rng.uniform(0.5, 5, size=(8, 1)) + rng.uniform(-50, 50, size=(8, 1))
+    shifted[0, 20:] = np.nan
+    pre = fit_preprocessor(shifted, "sequence", DataConfig())
+    assert pre.series_norm_  # auto: one feature per step
+    out = pre.transform(shifted)[..., 0]
+    assert np.abs(out[1:].mean(axis=1)).max() < 1e-4
+    np.testing.assert_allclose(out[1:].std(axis=1), 1.0, rtol=1e-3)
+    assert (out[0, 20:] == 0).all() and abs(out[0, :20].mean()) < 1e-4
+    reference = fit_preprocessor(base, "sequence", DataConfig()).transform(base)[1:, :, 0]
+    np.testing.assert_allclose(out[1:], reference, atol=1e-4)  # level and scale are gone
+    multi = fit_preprocessor(rng.normal(size=(4, 10, 3)), "sequence", DataConfig())
+    assert not multi.series_norm_  # auto leaves multivariate series to the channel scaling
+    forced = DataConfig(series_norm="off")
+    assert not fit_preprocessor(shifted, "sequence", forced).series_norm_

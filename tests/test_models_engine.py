@@ -155,7 +155,7 @@ def test_schedulers(name: str) -> None:
 def test_augment_sees_training_batches_only() -> None:
     calls = []
 
-    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def augment(x: torch.Tensor, g: torch.Generator, lengths=None) -> torch.Tensor:
         calls.append(len(x))
         return x + 0.01 * torch.randn(x.shape, generator=g)
 

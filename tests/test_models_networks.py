@@ -11,7 +11,7 @@ from models import FAMILIES, TensorData, Trainer, build_model, compute_metrics, 
 from orchestrator.config import ModelConfig, TrainingConfig
 from orchestrator.errors import ModelError
 
-SEQUENCE = ("cnn1d", "rnn", "lstm", "gru", "transformer")
+SEQUENCE = ("resnet1d", "inception", "cnn1d", "rnn", "lstm", "gru", "transformer")
 SHAPES = {"fnn": (12,), "cnn": (1, 8, 8), **{f: (6, 3) for f in SEQUENCE}}
 SMALL = dict(
     hidden_sizes=[32],
@@ -82,6 +82,10 @@ def test_trains_above_chance(family: str) -> None:
 # cnn1d pools by 2 per block and a 'valid' conv shortens the sequence, so a sequence run alone
 # matches its padded run only when it is long enough for every block (min_len below).
 VARIANTS = [
+    ("resnet1d", {}),
+    ("resnet1d", {"channels": [8, 8]}),
+    ("inception", {"depth": 3, "filters": 8}),
+    ("inception", {"depth": 6, "filters": 4, "max_kernel": 9}),
     ("cnn1d", {}),
     ("cnn1d", {"padding": "valid", "pool": "avg", "channels": [8]}),
     ("cnn1d", {"pool": "none", "kernel_size": 5}),

@@ -87,8 +87,8 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
 def quiet_schema_hints() -> Iterator[None]:
     """Without MLflow's hint that integer columns cannot hold missing values, printed whenever it
     infers a schema from integer data (every digits search). Nothing to act on here: a model's
-    signature widens integers to optional doubles (``serving._relaxed``), and a dataset record's
-    schema only describes the training data."""
+    signature types its table columns Any (``serving.table_input_schema``), and a dataset
+    record's schema only describes the training data."""
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message="Hint: Inferred schema contains integer column", category=UserWarning
