@@ -15,7 +15,7 @@ def augment_images(
     batch: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator
 ) -> torch.Tensor:
     """Random rotation, shift and flips: one ``affine_grid`` + ``grid_sample`` per batch."""
-    if not cfg.enabled:
+    if cfg.enabled is not True:  # "auto" means off for images
         return batch
     if batch.dim() != 4:
         raise DataError(f"augment_images expects (B, C, H, W), got shape {tuple(batch.shape)}")
@@ -60,7 +60,7 @@ def augment_series(
     it back over its length (linear interpolation); scaling multiplies each series by a factor
     drawn around 1; jitter adds Gaussian noise to every valid step. Padding stays 0.
     """
-    if not cfg.enabled:
+    if cfg.enabled is False:  # "auto" means on for sequences
         return batch
     if batch.dim() != 3:
         raise DataError(f"augment_series expects (B, T, F), got shape {tuple(batch.shape)}")

@@ -21,6 +21,7 @@ from models.inference import EVAL_BATCH, as_tensor, predict, to_predictions
 from models.lazy_dynamo import defer_dynamo_import
 from models.losses import loss_value, resolve_loss
 from models.tensordata import TensorData, crop_padding, resolve_device
+from orchestrator.config import resolve_training
 from orchestrator.errors import ConfigError, TrainingError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -48,7 +49,11 @@ class Trainer:
         augment: Callable[..., torch.Tensor] | None = None,
         device: str | None = None,
     ) -> None:
-        self.cfg = training_cfg
+        # "auto" settings are decided per run from the data (orchestrator.config.resolve_auto);
+        # a Trainer built directly decides them from its own training data
+        modality = {2: "table", 3: "sequence", 4: "image"}.get(len(train.x.shape), "table")
+        self.cfg = resolve_training(training_cfg, modality, len(train))
+        training_cfg = self.cfg
         self.task = task
         self.loss_name = resolve_loss(task, training_cfg.loss)
         self.device = resolve_device(device or training_cfg.device)

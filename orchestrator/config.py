@@ -9,12 +9,15 @@ parameter name.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import ConfigError, did_you_mean
+
+# a positive count, or "auto": decided for the data at run time (resolve_auto)
+AutoCount = Annotated[int, Field(ge=1)] | Literal["auto"]
 
 
 class Section(BaseModel):
@@ -32,7 +35,12 @@ class CleaningConfig(Section):
 
 
 class AugmentConfig(Section):
-    enabled: bool = False
+    enabled: bool | Literal["auto"] = Field(
+        "auto",
+        description="augment training batches (never validation or test data): images are "
+        "rotated, shifted and flipped, sequences window-sliced, scaled and jittered; auto: on "
+        "for sequences (small series sets generalise better with it), off for images",
+    )
     # images
     rotation: float = Field(10.0, ge=0, le=180, description="max rotation in degrees")
     shift: float = Field(0.1, ge=0, le=0.5, description="max shift as a fraction of the size")
@@ -157,7 +165,7 @@ class OptimizerConfig(Section):
 
 
 class SchedulerConfig(Section):
-    name: Literal["none", "step", "cosine", "plateau", "onecycle"] = "none"
+    name: Literal["auto", "none", "step", "cosine", "plateau", "onecycle"] = "auto"
     step_size: int = Field(10, ge=1)
     gamma: float = Field(0.5, gt=0, le=1)
     patience: int = Field(3, ge=0)
@@ -167,7 +175,11 @@ class SchedulerConfig(Section):
 
 class EarlyStoppingConfig(Section):
     enabled: bool = True
-    patience: int = Field(10, ge=1)
+    patience: AutoCount = Field(
+        "auto",
+        description="epochs without improvement before stopping; auto: 40 for sequences, 10 "
+        "otherwise",
+    )
     min_delta: float = Field(0.0, ge=0)
     restore_best: bool = True
 
@@ -177,8 +189,16 @@ class TrainingConfig(Section):
     optimizer: OptimizerConfig = OptimizerConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
-    batch_size: int = Field(64, ge=1)
-    epochs: int = Field(60, ge=1)
+    batch_size: AutoCount = Field(
+        "auto",
+        description="training batch size; auto: a tenth of a fold's training rows, between 16 "
+        "and 64 (small data gets several steps per epoch)",
+    )
+    epochs: AutoCount = Field(
+        "auto",
+        description="most epochs a fold trains (the refit trains for the folds' median best "
+        "epoch instead); auto: 150 for sequences, 60 otherwise",
+    )
     grad_clip: float | None = Field(5.0, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(None, ge=1)
@@ -190,6 +210,48 @@ class TrainingConfig(Section):
     def _fuse_flag(cls, value: Any) -> Any:
         # YAML reads an unquoted on/off as true/false
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+# What "auto" stands for in the training section, by modality (measured on the series and tables
+# of benchmarks/defaults.py: small series sets need more, smaller steps and a decaying rate).
+AUTO_TRAINING: dict[str, dict[str, Any]] = {
+    "sequence": {"epochs": 150, "patience": 40, "scheduler": "cosine"},
+    "table": {"epochs": 60, "patience": 10, "scheduler": "none"},
+    "image": {"epochs": 60, "patience": 10, "scheduler": "none"},
+}
+
+
+def auto_batch_size(n_fit: int) -> int:
+    """A tenth of the training rows, between 16 and 64."""
+    return int(min(64, max(16, n_fit // 10)))
+
+
+def resolve_training(cfg: TrainingConfig, modality: str, n_fit: int) -> TrainingConfig:
+    """``cfg`` with every "auto" replaced by its value for ``modality`` and ``n_fit`` rows."""
+    auto = AUTO_TRAINING.get(modality, AUTO_TRAINING["table"])
+    update: dict[str, Any] = {}
+    if cfg.batch_size == "auto":
+        update["batch_size"] = auto_batch_size(n_fit)
+    if cfg.epochs == "auto":
+        update["epochs"] = auto["epochs"]
+    if cfg.early_stopping.patience == "auto":
+        update["early_stopping"] = cfg.early_stopping.model_copy(
+            update={"patience": auto["patience"]}
+        )
+    if cfg.scheduler.name == "auto":
+        update["scheduler"] = cfg.scheduler.model_copy(update={"name": auto["scheduler"]})
+    return cfg.model_copy(update=update) if update else cfg
+
+
+def resolve_auto(config: Config, modality: str, n_fit: int) -> Config:
+    """``config`` with the "auto" training and augmentation settings decided for the data:
+    ``modality`` and ``n_fit``, the rows a fold trains on."""
+    training = resolve_training(config.training, modality, n_fit)
+    update: dict[str, Any] = {"training": training} if training is not config.training else {}
+    if config.data.augment.enabled == "auto":
+        augment = config.data.augment.model_copy(update={"enabled": modality == "sequence"})
+        update["data"] = config.data.model_copy(update={"augment": augment})
+    return config.model_copy(update=update) if update else config
 
 
 # Families whose k folds train as one stacked model under ``training.fuse_folds: auto``:
@@ -271,9 +333,23 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# how pydantic names the two arms of AutoCount in an error's location
+AUTO_UNION_TAGS = ("constrained-int", "literal['auto']")
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
     parts = []
+    seen_auto: set[str] = set()
     for e in err.errors():
+        if e["loc"] and str(e["loc"][-1]) in AUTO_UNION_TAGS:  # a count or "auto": one message
+            loc = ".".join(str(p) for p in e["loc"][:-1])
+            if loc not in seen_auto:
+                seen_auto.add(loc)
+                parts.append(
+                    f"{loc}: must be a whole number of at least 1, or 'auto', got "
+                    f"{e.get('input')!r}"
+                )
+            continue
         loc = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             parent, _, leaf = loc.rpartition(".")

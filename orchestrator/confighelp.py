@@ -61,10 +61,6 @@ KEY_HELP: dict[str, str] = {
         "drop table columns with at most one distinct value (a missing value counts as one), "
         "unless every column is constant"
     ),
-    "data.augment.enabled": (
-        "randomly rotate, shift and flip image training batches (image data only; validation and "
-        "test data are never augmented)"
-    ),
     "data.augment.hflip": "when augmenting, mirror each image left-right with probability 0.5",
     "data.augment.vflip": "when augmenting, mirror each image top-bottom with probability 0.5",
     "split.test_size": (
@@ -148,7 +144,7 @@ KEY_HELP: dict[str, str] = {
     "training.optimizer.nesterov": "Nesterov momentum for sgd; needs momentum above 0",
     "training.scheduler.name": (
         "learning-rate schedule: none, step, cosine (over training.epochs), plateau, or onecycle "
-        "(stepped every batch)"
+        "(stepped every batch); auto: cosine for sequences, none otherwise"
     ),
     "training.scheduler.step_size": (
         "step: epochs between two multiplications of the learning rate by gamma"
@@ -168,17 +164,12 @@ KEY_HELP: dict[str, str] = {
         "stop a fold's training when its early-stopping loss (split.inner_val_size) stops "
         "improving; off when that size is 0"
     ),
-    "training.early_stopping.patience": "epochs without improvement before training stops",
     "training.early_stopping.min_delta": (
         "how much the early-stopping loss must fall to count as an improvement"
     ),
     "training.early_stopping.restore_best": (
         "at the end of training, restore the weights of the epoch with the lowest early-stopping "
         "loss"
-    ),
-    "training.batch_size": "training samples per batch",
-    "training.epochs": (
-        "most epochs a fold trains; the final refit trains for the folds' median best epoch instead"
     ),
     "training.grad_clip": (
         "clip the gradients' total norm to this value every batch; null: no clipping"

@@ -16,11 +16,12 @@ import numpy as np
 
 from models import FusedTrainer, Trainer, fusion_blocker
 from models.metrics import LIGHT_METRICS
-from orchestrator.config import Config, stacked_families
+from orchestrator.config import Config, SplitConfig, resolve_auto, stacked_families
 from orchestrator.errors import AutoMLError, TrainingError
 from orchestrator.folds import (  # noqa: F401  (PreparedData, fit_fold, fold_seed re-exported)
     FittedFold,
     PreparedData,
+    effective_family,
     evaluate,
     fit_fold,
     fold_seed,
@@ -46,6 +47,12 @@ def main_metric(task: str) -> str:
 def metric_mode(metric: str) -> str:
     name = metric.removeprefix("val_").removeprefix("test_")
     return "min" if name in LOWER_IS_BETTER else "max"
+
+
+def fit_rows(n_trainval: int, split: SplitConfig) -> int:
+    """About how many rows a fold's model trains on (the early-stopping part left out)."""
+    share = (split.folds - 1) / split.folds if split.folds > 1 else 1 - split.val_size
+    return max(1, int(n_trainval * share * (1 - split.inner_val_size)))
 
 
 @dataclass
@@ -186,7 +193,9 @@ class CrossValidation:
         if len(folds) < 2:
             return None
         return stacked_trainer(
-            [f.trainer for f in folds], self.prepared.family, self.config.training.fuse_folds
+            [f.trainer for f in folds],
+            effective_family(self.config, self.prepared),
+            self.config.training.fuse_folds,
         )
 
     def _train_fused(self, epoch: int) -> list[dict[str, float] | None]:
@@ -257,6 +266,9 @@ def cross_validate(
     """Cross-validate ``config`` on ``prepared``; iterate the result for per-epoch metrics.
 
     With ``checkpointing`` the caller may call ``save_state`` after each item; ``resume_from``
-    continues from such a folder at the next epoch.
+    continues from such a folder at the next epoch. Settings left "auto" are decided here for
+    this data (``resolve_auto``), as ``prepare_run`` does.
     """
+    n_fit = fit_rows(prepared.dataset.n_samples, config.split)
+    config = resolve_auto(config, prepared.dataset.modality, n_fit)
     return CrossValidation(prepared, config, resume_from, checkpointing)

@@ -177,7 +177,7 @@ def fit_fold(
     pre, target = data.preprocessor, data.target
     n_classes = target.n_classes_ if task == "classification" else None
     n_out = output_size(task, n_classes, config.training.loss)
-    spec = config.model.model_copy(update={"family": prepared.family})
+    spec = config.model.model_copy(update={"family": effective_family(config, prepared)})
     torch.manual_seed(seed)
     model = build_model(spec, tuple(pre.output_shape_), n_out)
     augment = _augmenter(ds.modality, config.data.augment)
@@ -185,10 +185,18 @@ def fit_fold(
     return FittedFold(pre, target, trainer, data.val)
 
 
+def effective_family(config: Config, prepared: PreparedData) -> str:
+    """The family a configuration trains: its own (a search may sample ``model.family``), or
+    the one ``auto`` resolved to for the data."""
+    return prepared.family if config.model.family == "auto" else config.model.family
+
+
 def _augmenter(modality: str, cfg: Any) -> Any:
     """The training-batch augmentation of ``modality`` under ``data.augment``, or None."""
-    if not cfg.enabled or modality not in ("image", "sequence"):
+    enabled = modality == "sequence" if cfg.enabled == "auto" else cfg.enabled
+    if not enabled or modality not in ("image", "sequence"):
         return None
+    cfg = cfg.model_copy(update={"enabled": True})
     from data import augment_images, augment_series
 
     def augment(batch: torch.Tensor, gen: torch.Generator, lengths: Any = None) -> torch.Tensor:

@@ -19,12 +19,19 @@ from data import (
     load_dataset,
 )
 from models import compute_metrics, confusion_matrix, error_analysis
-from orchestrator.config import SEQUENCE_FAMILIES, Config, apply_overrides
+from orchestrator.config import (
+    SEQUENCE_FAMILIES,
+    Config,
+    apply_overrides,
+    resolve_auto,
+)
 from orchestrator.crossval import (
     CVResult,
     PreparedData,
     cross_validate,
+    effective_family,
     fit_fold,
+    fit_rows,
     fold_seed,
     stacked_trainer,
 )
@@ -48,6 +55,8 @@ class PreparedRun:
     cleaning: CleaningReport
     source: str
     notes: list[str] = field(default_factory=list)
+    # the run's configuration with its "auto" settings decided for this data (resolve_auto)
+    config: Config | None = None
 
 
 @dataclass
@@ -148,6 +157,7 @@ def prepare_run(config: Config) -> PreparedRun:
             ds.y, task, config.split.test_size, fold_seed(config.seed, 0), groups=ds.groups
         )
         trainval, test = ds.subset(tv_idx), ds.subset(test_idx)
+    resolved = resolve_auto(config, ds.modality, fit_rows(trainval.n_samples, config.split))
     prepared = PreparedData(
         dataset=trainval,
         task=task,
@@ -155,7 +165,7 @@ def prepare_run(config: Config) -> PreparedRun:
         class_names=ds.class_names,
         groups=trainval.groups,
     )
-    return PreparedRun(prepared, test, report, dc.source, notes)
+    return PreparedRun(prepared, test, report, dc.source, notes, resolved)
 
 
 @contextlib.contextmanager
@@ -192,14 +202,15 @@ def _refit_and_test(run: PreparedRun, config: Config, epochs: int) -> RefitResul
     )
     # a stack of one where the family fuses: the stacked optimizer's step, unlike torch.optim's,
     # does not import torch._dynamo (~2.5 s in the driver; models/lazy_dynamo.py)
-    stacked = stacked_trainer([fitted.trainer], prepared.family, refit_cfg.training.fuse_folds)
+    family = effective_family(config, prepared)
+    stacked = stacked_trainer([fitted.trainer], family, refit_cfg.training.fuse_folds)
     (stacked or fitted.trainer).fit()
     predictor = Predictor(
         preprocessor=fitted.preprocessor,
         target=fitted.target,
         network=fitted.trainer.model,
         task=prepared.task,
-        family=prepared.family,
+        family=family,
         modality=ds.modality,
         input_types=ds.column_types,
     )
@@ -224,6 +235,7 @@ def run_training(
 ) -> TrainResult:
     """Cross-validate one configuration, refit it and evaluate it on the test set."""
     run = prepare_run(config)
+    config = run.config
     cv = cross_validate(run.prepared, config)
     with torch_threads(config.training.num_threads):
         for metrics in cv:

@@ -187,7 +187,7 @@ def prepare_search(config: Config, name: str | None, storage: str | None) -> Sea
     """Load, clean and hold out the test part once; resolve the space, the metric and the
     mode; split and fit the folds the trials share."""
     run = prepare_run(config)
-    config = with_default_space(config, run.prepared.family)
+    config = with_default_space(run.config, run.prepared.family, run.prepared.dataset.modality)
     parsed = validate_space(config)
     metric = config.search.metric or main_metric(run.prepared.task)
     mode = config.search.mode or metric_mode(metric)

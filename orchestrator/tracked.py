@@ -21,6 +21,7 @@ def run_tracked_training(
     from orchestrator.tracking import SearchTracker, TrialTracker, describe_dataset, log_refit
 
     run = prepare_run(config)
+    config = run.config
     task = run.prepared.task
     metric = config.search.metric or main_metric(task)
     mode = config.search.mode or metric_mode(metric)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.config import Config, apply_overrides
-from orchestrator.folds import PreparedData
+from orchestrator.folds import PreparedData, effective_family
 from orchestrator.space import decode_point
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ def longest_first(
         try:
             point_config = apply_overrides(config, decode_point(point))
             n_out = output_size(prepared.task, n_classes, point_config.training.loss)
-            costs.append(estimated_cost(point_config, prepared.family, input_shape, n_out, rows))
+            family = effective_family(point_config, prepared)
+            costs.append(estimated_cost(point_config, family, input_shape, n_out, rows))
         except Exception as err:
             logger.debug("no cost estimate for %s: %s", point, err)
             return None
