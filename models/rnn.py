@@ -45,7 +45,7 @@ class RecurrentNet(nn.Module):
         if cell not in CELLS:
             raise ModelError(f"recurrent cell must be one of {', '.join(CELLS)}, got {cell!r}")
         _, n_features = (int(s) for s in input_shape)
-        self.bidirectional = bidirectional
+        self.cell, self.bidirectional = cell, bidirectional
         between = dropout if num_layers > 1 else 0.0
         if bidirectional:
             # one single-layer module per layer and direction: between layers both directions'

@@ -171,6 +171,10 @@ def _to_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: 
     traced.save(str(path))
 
 
+def _cell(network: nn.Module) -> str | None:
+    return getattr(network, "cell", None)
+
+
 def _shortest(module: nn.Module) -> int:
     return max(1, int(getattr(module.network, "min_length", 1) or 1))
 
@@ -204,11 +208,14 @@ def export_predictor(predictor: Any, fmt: str, output: str) -> dict[str, Any]:
     """
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if fmt == "onnx" and getattr(predictor.network, "bidirectional", False):
-        # torch.onnx fixes the time axis of the per-direction GRU/LSTM layers (torch 2.13)
+    network = predictor.network
+    if fmt == "onnx" and (getattr(network, "bidirectional", False) or _cell(network) == "rnn"):
+        # torch.onnx (torch 2.13) fixes the time axis of a plain RNN and of the per-direction
+        # layers of a bidirectional one; unidirectional GRU/LSTM export with any length
         raise ModelError(
-            "onnx export of a bidirectional recurrent network is not supported (its time axis "
-            "would be fixed); export it as torchscript, or train with model.bidirectional=false"
+            "onnx export of a bidirectional or plain (rnn) recurrent network is not supported "
+            "(its time axis would be fixed); export it as torchscript, or use a unidirectional "
+            "gru or lstm"
         )
     path = Path(output).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
