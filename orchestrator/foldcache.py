@@ -52,7 +52,8 @@ def fold_key(token: str, fold: int, config: Any, seed: int, early_stop: bool) ->
         config.seed,
         seed,
         early_stop,
-        json.dumps(config.data.model_dump(mode="json"), sort_keys=True),
+        # augmentation acts on training batches, not on a fold's preprocessing
+        json.dumps(config.data.model_dump(mode="json", exclude={"augment"}), sort_keys=True),
         json.dumps(config.split.model_dump(mode="json"), sort_keys=True),
     )
 

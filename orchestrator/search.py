@@ -280,6 +280,7 @@ def trial_data(prepared: PreparedData, config: Config) -> PreparedData:
     the space varies what they depend on (the trials then fit their own). The trial workers
     so need no scikit-learn (~1.2 s of CPU each at start-up, while the driver is busy too)
     and fit no fold twice."""
-    if any(key.startswith(FOLD_KEYS) for key in config.search.space):
+    varies = [k for k in config.search.space if not k.startswith("data.augment.")]
+    if any(key.startswith(FOLD_KEYS) for key in varies):
         return prepared
     return precompute_folds(prepared, config)
