@@ -213,6 +213,7 @@ def search_config(overrides: dict[str, Any]):
         "model.activation": "relu",
         "model.dropout": 0.0,
         "model.batch_norm": False,
+        "model.linear_skip": False,  # the same plain MLP as the peers it is compared with
         "split.test_size": 0.15,
         "training.optimizer.name": "adam",
         "training.batch_size": 64,

@@ -84,7 +84,14 @@ def automl_config(ctx: BenchContext, data: Path, tracking_uri: str) -> dict[str,
             "scaling": "standard",
         },
         "split": {"test_size": TEST_SIZE, "folds": FOLDS, "strategy": "stratified"},
-        "model": {"family": "fnn", "activation": "relu", "dropout": 0.0, "batch_norm": False},
+        # the same plain MLP as the hand-written contenders (no linear skip)
+        "model": {
+            "family": "fnn",
+            "activation": "relu",
+            "dropout": 0.0,
+            "batch_norm": False,
+            "linear_skip": False,
+        },
         "training": {
             "epochs": size["epochs"],
             "batch_size": BATCH_SIZE,

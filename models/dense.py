@@ -18,7 +18,7 @@ _MANUAL_LAYERS = (nn.Linear, nn.ReLU, nn.Tanh, nn.Identity)
 
 def dense_layers(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
     """The ``(name, layer)`` chain of an FNN that the hand-batched path can run, else None."""
-    if not isinstance(model, FNN):
+    if not isinstance(model, FNN) or getattr(model, "skip", None) is not None:
         return None
     layers = [(f"net.net.{name}", layer) for name, layer in model.net.net.named_children()]
     for _, layer in layers:

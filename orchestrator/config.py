@@ -114,9 +114,19 @@ class ModelConfig(Section):
     # shared
     activation: Literal["relu", "gelu", "tanh", "sigmoid", "leaky_relu"] = "relu"
     dropout: float = Field(0.1, ge=0, lt=1)
-    batch_norm: bool = True
+    batch_norm: bool | Literal["auto"] = Field(
+        "auto",
+        description="batch normalisation after each dense hidden layer and each conv layer; "
+        "auto: on, except in the fnn (measured: on small tables its running statistics cost "
+        "test accuracy against a logistic regression)",
+    )
     # fnn: hidden layers; cnn/cnn1d/rnn/transformer: the dense head after the feature extractor
     hidden_sizes: list[int] = [256, 128]
+    linear_skip: bool = Field(
+        True,
+        description="fnn: add a linear model of the inputs to the network's output (wide and "
+        "deep), so that it starts from what a logistic or linear regression finds",
+    )
     head_sizes: list[int] | None = None
     # cnn / cnn1d / resnet1d
     channels: list[int] | None = None
@@ -177,8 +187,8 @@ class EarlyStoppingConfig(Section):
     enabled: bool = True
     patience: AutoCount = Field(
         "auto",
-        description="epochs without improvement before stopping; auto: 40 for sequences, 10 "
-        "otherwise",
+        description="epochs without improvement before stopping; auto: 40 for sequences "
+        "(15 from 500 training series per fold on), 10 otherwise",
     )
     min_delta: float = Field(0.0, ge=0)
     restore_best: bool = True
@@ -197,7 +207,8 @@ class TrainingConfig(Section):
     epochs: AutoCount = Field(
         "auto",
         description="most epochs a fold trains (the refit trains for the folds' median best "
-        "epoch instead); auto: 150 for sequences, 60 otherwise",
+        "epoch instead); auto: 150 for sequences (60 from 500 training series per fold on), 60 "
+        "otherwise",
     )
     grad_clip: float | None = Field(5.0, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -213,12 +224,21 @@ class TrainingConfig(Section):
 
 
 # What "auto" stands for in the training section, by modality (measured on the series and tables
-# of benchmarks/defaults.py: small series sets need more, smaller steps and a decaying rate).
+# of benchmarks/defaults.py): small series sets need more, smaller steps and a decaying rate;
+# from SMALL_SERIES training series on, fewer epochs do (and each costs more).
+SMALL_SERIES = 500
 AUTO_TRAINING: dict[str, dict[str, Any]] = {
     "sequence": {"epochs": 150, "patience": 40, "scheduler": "cosine"},
+    "sequence-large": {"epochs": 60, "patience": 15, "scheduler": "cosine"},
     "table": {"epochs": 60, "patience": 10, "scheduler": "none"},
     "image": {"epochs": 60, "patience": 10, "scheduler": "none"},
 }
+
+
+def _auto_training(modality: str, n_fit: int) -> dict[str, Any]:
+    if modality == "sequence" and n_fit >= SMALL_SERIES:
+        return AUTO_TRAINING["sequence-large"]
+    return AUTO_TRAINING.get(modality, AUTO_TRAINING["table"])
 
 
 def auto_batch_size(n_fit: int) -> int:
@@ -228,7 +248,7 @@ def auto_batch_size(n_fit: int) -> int:
 
 def resolve_training(cfg: TrainingConfig, modality: str, n_fit: int) -> TrainingConfig:
     """``cfg`` with every "auto" replaced by its value for ``modality`` and ``n_fit`` rows."""
-    auto = AUTO_TRAINING.get(modality, AUTO_TRAINING["table"])
+    auto = _auto_training(modality, n_fit)
     update: dict[str, Any] = {}
     if cfg.batch_size == "auto":
         update["batch_size"] = auto_batch_size(n_fit)

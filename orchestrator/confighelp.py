@@ -87,9 +87,6 @@ KEY_HELP: dict[str, str] = {
         "dropout probability after hidden and conv layers, in the transformer encoder and between"
         " stacked recurrent layers"
     ),
-    "model.batch_norm": (
-        "batch normalisation after each dense hidden layer and each cnn / cnn1d conv layer"
-    ),
     "model.hidden_sizes": (
         "fnn: widths of the hidden layers, in order; each must be a positive integer"
     ),
@@ -101,7 +98,7 @@ KEY_HELP: dict[str, str] = {
     "model.channels": (
         "cnn / cnn1d: output channels of each conv block; resnet1d: of each residual block; in "
         "order, one block per entry, each a positive integer; null: the family's default "
-        "([32, 64]; resnet1d [64, 128, 128])"
+        "([32, 64]; resnet1d [32, 64, 64])"
     ),
     "model.depth": "inception: number of inception modules (a residual shortcut every 3)",
     "model.filters": "inception: filters of each of a module's 4 branches",

@@ -15,7 +15,9 @@ from orchestrator.errors import TrainingError
 from orchestrator.pipeline import prepare_run
 from tests.conftest import tiny_config
 
-FNN = ModelConfig(family="fnn", hidden_sizes=[16, 8], dropout=0.0, batch_norm=False)
+FNN = ModelConfig(
+    family="fnn", hidden_sizes=[16, 8], dropout=0.0, batch_norm=False, linear_skip=False
+)
 # 97 rows give 3 batches of 32 (a last batch of one joins the one before), 98 and 130 give 4 and
 # 5: folds of different sizes, ragged last batches and different batch counts per epoch
 SIZES = (97, 98, 130)
@@ -286,7 +288,12 @@ def test_hand_written_backward_gives_autograds_gradients(activation) -> None:
     """The fused dense chain's gradients by hand (ReLU, Tanh) equal autograd's up to float
     rounding, with the same fold losses; a chain it does not cover (GELU) keeps autograd."""
     spec = ModelConfig(
-        family="fnn", hidden_sizes=[16, 8], activation=activation, dropout=0.0, batch_norm=False
+        family="fnn",
+        hidden_sizes=[16, 8],
+        activation=activation,
+        dropout=0.0,
+        batch_norm=False,
+        linear_skip=False,
     )
     cfg = TrainingConfig(optimizer={"name": "adam", "lr": 0.01}, batch_size=32, epochs=2)
     engine = FusedTrainer(fold_trainers(cfg, spec, sizes=(96, 96, 96)))
