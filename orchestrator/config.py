@@ -113,7 +113,11 @@ class ModelConfig(Section):
     family: Family = "auto"
     # shared
     activation: Literal["relu", "gelu", "tanh", "sigmoid", "leaky_relu"] = "relu"
-    dropout: float = Field(0.1, ge=0, lt=1)
+    dropout: Annotated[float, Field(ge=0, lt=1)] | Literal["auto"] = Field(
+        "auto",
+        description="dropout probability after each hidden layer (and each conv block); auto: "
+        "0.3 in the fnn (measured on small tables against a logistic regression), 0.1 elsewhere",
+    )
     batch_norm: bool | Literal["auto"] = Field(
         "auto",
         description="batch normalisation after each dense hidden layer and each conv layer; "
@@ -354,21 +358,39 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # how pydantic names the two arms of AutoCount in an error's location
-AUTO_UNION_TAGS = ("constrained-int", "literal['auto']")
+AUTO_UNION_TAGS = ("constrained-int", "constrained-float", "literal['auto']")
+
+
+def _auto_arm(dotted: str) -> str:
+    """What the number of a ``number | "auto"`` key may be, in words, from its bounds."""
+    parent, _, leaf = dotted.rpartition(".")
+    model = _section_at(parent)
+    field = model.model_fields.get(leaf) if model else None
+    args = getattr(getattr(field, "annotation", None), "__args__", ())
+    for arm in args:
+        base, bounds = getattr(arm, "__origin__", None), getattr(arm, "__metadata__", ())
+        if base is int:
+            return "a whole number of at least 1"
+        if base is float:
+            words = []
+            constraints = [c for b in bounds for c in getattr(b, "metadata", [b])]
+            for c in constraints:
+                for attr, text in (("ge", "at least"), ("gt", "above"), ("lt", "below")):
+                    if getattr(c, attr, None) is not None:
+                        words.append(f"{text} {getattr(c, attr)}")
+            return "a number " + " and ".join(words) if words else "a number"
+    return "a number"
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
     parts = []
     seen_auto: set[str] = set()
     for e in err.errors():
-        if e["loc"] and str(e["loc"][-1]) in AUTO_UNION_TAGS:  # a count or "auto": one message
+        if e["loc"] and str(e["loc"][-1]) in AUTO_UNION_TAGS:  # a number or "auto": one message
             loc = ".".join(str(p) for p in e["loc"][:-1])
             if loc not in seen_auto:
                 seen_auto.add(loc)
-                parts.append(
-                    f"{loc}: must be a whole number of at least 1, or 'auto', got "
-                    f"{e.get('input')!r}"
-                )
+                parts.append(f"{loc}: must be {_auto_arm(loc)}, or 'auto', got {e.get('input')!r}")
             continue
         loc = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":

@@ -83,10 +83,6 @@ KEY_HELP: dict[str, str] = {
         "activation of the hidden layers of every family (also the transformer's feed-forward "
         "layers)"
     ),
-    "model.dropout": (
-        "dropout probability after hidden and conv layers, in the transformer encoder and between"
-        " stacked recurrent layers"
-    ),
     "model.hidden_sizes": (
         "fnn: widths of the hidden layers, in order; each must be a positive integer"
     ),

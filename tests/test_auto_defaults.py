@@ -62,6 +62,9 @@ def test_a_bad_count_is_one_clear_message(value):
 def test_batch_norm_auto_is_off_in_the_fnn_only_and_the_skip_is_linear():
     fnn = build_model(ModelConfig(family="fnn"), (6,), 3)
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in fnn.modules())
+    assert {m.p for m in fnn.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
+    head = build_model(ModelConfig(family="cnn1d"), (8, 2), 3)
+    assert {m.p for m in head.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
     assert isinstance(fnn.skip, torch.nn.Linear) and dense_layers(fnn) is None  # autograd path
     cnn = build_model(ModelConfig(family="cnn"), (1, 8, 8), 3)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in cnn.modules())

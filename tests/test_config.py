@@ -58,7 +58,10 @@ def test_overrides_are_validated_again():
         ),
         ({"training.optimzer.lr": 1}, r"'optimzer' is not a section .*did you mean 'optimizer'"),
         ({"split.folds": 0}, r"split.folds: .*greater than or equal to 1, got 0"),
-        ({"model.dropout": 1.5}, r"model.dropout: .*less than 1, got 1.5"),
+        (
+            {"model.dropout": 1.5},
+            r"model.dropout: must be a number at least 0 and below 1, or .auto., got 1.5",
+        ),
     ],
     ids=["bad-literal", "typo-key", "typo-section", "folds-zero", "dropout-range"],
 )
