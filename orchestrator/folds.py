@@ -193,6 +193,7 @@ def effective_family(config: Config, prepared: PreparedData) -> str:
 
 def _augmenter(modality: str, cfg: Any) -> Any:
     """The training-batch augmentation of ``modality`` under ``data.augment``, or None."""
+    # a config that reached here unresolved: "auto" as for a small series set
     enabled = modality == "sequence" if cfg.enabled == "auto" else cfg.enabled
     if not enabled or modality not in ("image", "sequence"):
         return None

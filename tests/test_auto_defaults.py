@@ -28,8 +28,10 @@ def test_auto_training_settings_follow_the_modality_and_the_rows():
     t = small.training
     assert (t.batch_size, t.epochs, t.early_stopping.patience) == (16, 150, 40)
     assert t.scheduler.name == "cosine" and small.data.augment.enabled is True
-    large = resolve_auto(Config(), "sequence", n_fit=5000).training
-    assert (large.batch_size, large.epochs, large.early_stopping.patience) == (64, 60, 15)
+    large = resolve_auto(Config(), "sequence", n_fit=5000)
+    t = large.training
+    assert (t.batch_size, t.epochs, t.early_stopping.patience) == (64, 60, 15)
+    assert large.data.augment.enabled is False  # large series sets train without it
     table = resolve_auto(Config(), "table", n_fit=300)
     assert (table.training.batch_size, table.training.epochs) == (30, 60)
     assert table.training.scheduler.name == "none" and table.data.augment.enabled is False
@@ -110,6 +112,11 @@ def test_a_trial_trains_its_sampled_family():
     sampled = apply_overrides(Config(), {"model.family": "inception"})
     assert effective_family(sampled, Prepared()) == "inception"
     assert effective_family(Config(), Prepared()) == "resnet1d"
+
+
+def test_yaml_on_off_reads_as_the_series_norm_words():
+    assert apply_overrides(Config(), {"data.series_norm": False}).data.series_norm == "off"
+    assert apply_overrides(Config(), {"data.series_norm": True}).data.series_norm == "on"
 
 
 def test_series_norm_off_keeps_levels():
