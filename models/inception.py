@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.layers import DenseHead, check_lengths, make_activation, masked_mean, time_mask
+from models.layers import DenseHead, channels_first, make_activation, masked_mean
 
 
 def kernel_lengths(max_kernel: int, time: int) -> list[int]:
@@ -96,9 +96,7 @@ class InceptionNet(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         # x: (batch, time, features)
-        batch, time, _ = x.shape
-        keep = time_mask(check_lengths(lengths, time), batch, time, x.device).unsqueeze(1)
-        h = x.transpose(1, 2).masked_fill(~keep, 0.0)  # (batch, features, time)
+        h, keep = channels_first(x, lengths)  # (batch, features, time), (batch, 1, time)
         residual = h
         for i, module in enumerate(self.blocks):
             h = module(h, keep)  # (batch, 4 * filters, time)

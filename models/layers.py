@@ -91,3 +91,13 @@ def flip_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     last = (lengths.to(x.device) - 1).unsqueeze(1)  # (batch, 1)
     index = torch.where(steps <= last, last - steps, steps)  # (batch, time)
     return x.gather(1, index.unsqueeze(-1).expand_as(x))
+
+
+def channels_first(
+    x: torch.Tensor, lengths: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` (batch, time, features) as (batch, features, time) with zeros after each length,
+    and the (batch, 1, time) mask of valid steps: the input of a masked 1-D convolution stack."""
+    batch, time, _ = x.shape
+    keep = time_mask(check_lengths(lengths, time), batch, time, x.device).unsqueeze(1)
+    return x.transpose(1, 2).masked_fill(~keep, 0.0), keep

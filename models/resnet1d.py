@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from models.layers import DenseHead, check_lengths, make_activation, masked_mean, time_mask
+from models.layers import DenseHead, channels_first, make_activation, masked_mean
 
 KERNELS = (8, 5, 3)
 
@@ -77,9 +77,7 @@ class ResNet1d(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         # x: (batch, time, features)
-        batch, time, _ = x.shape
-        keep = time_mask(check_lengths(lengths, time), batch, time, x.device).unsqueeze(1)
-        h = x.transpose(1, 2).masked_fill(~keep, 0.0)  # (batch, features, time)
+        h, keep = channels_first(x, lengths)  # (batch, features, time), (batch, 1, time)
         for block in self.blocks:
             h = block(h, keep)  # (batch, channels, time)
         return self.head(self.drop(masked_mean(h, keep)))  # (batch, n_outputs)
