@@ -21,7 +21,7 @@ from models.inference import EVAL_BATCH, as_tensor, predict, to_predictions
 from models.lazy_dynamo import defer_dynamo_import
 from models.losses import loss_value, resolve_loss
 from models.tensordata import TensorData, crop_padding, resolve_device
-from orchestrator.config import resolve_training
+from orchestrator.autoconfig import resolve_training
 from orchestrator.errors import ConfigError, TrainingError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -49,7 +49,7 @@ class Trainer:
         augment: Callable[..., torch.Tensor] | None = None,
         device: str | None = None,
     ) -> None:
-        # "auto" settings are decided per run from the data (orchestrator.config.resolve_auto);
+        # "auto" settings are decided per run from the data (orchestrator.autoconfig.resolve_auto);
         # a Trainer built directly decides them from its own training data
         modality = {2: "table", 3: "sequence", 4: "image"}.get(len(train.x.shape), "table")
         self.cfg = resolve_training(training_cfg, modality, len(train))

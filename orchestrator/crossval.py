@@ -16,7 +16,8 @@ import numpy as np
 
 from models import FusedTrainer, Trainer, fusion_blocker
 from models.metrics import LIGHT_METRICS
-from orchestrator.config import Config, SplitConfig, resolve_auto, stacked_families
+from orchestrator.autoconfig import resolve_auto
+from orchestrator.config import Config, SplitConfig, stacked_families
 from orchestrator.errors import AutoMLError, TrainingError
 from orchestrator.folds import (  # noqa: F401  (PreparedData, fit_fold, fold_seed re-exported)
     FittedFold,

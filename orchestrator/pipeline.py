@@ -19,11 +19,11 @@ from data import (
     load_dataset,
 )
 from models import compute_metrics, confusion_matrix, error_analysis
+from orchestrator.autoconfig import resolve_auto
 from orchestrator.config import (
     SEQUENCE_FAMILIES,
     Config,
     apply_overrides,
-    resolve_auto,
 )
 from orchestrator.crossval import (
     CVResult,

@@ -9,14 +9,13 @@ import torch
 from data.augment import augment_series
 from models import build_model
 from models.dense import dense_layers
+from orchestrator.autoconfig import resolve_auto, resolve_training
 from orchestrator.config import (
     AugmentConfig,
     Config,
     ModelConfig,
     TrainingConfig,
     apply_overrides,
-    resolve_auto,
-    resolve_training,
 )
 from orchestrator.defaults import default_space
 from orchestrator.errors import ConfigError
