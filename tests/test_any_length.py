@@ -15,7 +15,6 @@ import warnings
 import mlflow
 import numpy as np
 import pytest
-import requests
 import torch
 from click.testing import CliRunner
 
@@ -29,7 +28,7 @@ from orchestrator.predictor import LengthWarning, Predictor, fit_lengths
 from orchestrator.serving import predict_checked
 from orchestrator.tracked import run_tracked_training
 from orchestrator.tracking import use_tracking_uri
-from tests.test_serving_rest import free_port, running_server
+from tests.test_serving_rest import free_port, invoke, running_server
 from tests.test_tracking_fixtures import *  # noqa: F403  (store_template)
 
 TEST_LENGTHS = (1, 20, 60)
@@ -244,13 +243,7 @@ def test_automl_serve_takes_any_length(trained):
     with running_server(command, port) as url:
         for length in TEST_LENGTHS:
             rows = Xt[lengths == length][:, :length]
-            body = json.dumps({"inputs": rows.tolist()})
-            response = requests.post(
-                f"{url}/invocations",
-                data=body,
-                headers={"Content-Type": "application/json"},
-                timeout=60,
-            )
+            response = invoke(url, {"inputs": rows.tolist()}, timeout=60)
             assert response.status_code == 200, (length, response.text)
             got = [p["prediction"] for p in response.json()["predictions"]]
             assert got == list(predictor.predict(rows)["prediction"]), length

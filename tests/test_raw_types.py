@@ -21,7 +21,7 @@ from orchestrator.cli import main
 from orchestrator.config import Config, apply_overrides
 from orchestrator.tracked import run_tracked_training
 from orchestrator.tracking import use_tracking_uri
-from tests.test_serving_rest import free_port, running_server
+from tests.test_serving_rest import as_frame, free_port, invoke, running_server
 from tests.test_tracking_fixtures import *  # noqa: F403  (store_template)
 
 
@@ -171,16 +171,7 @@ def _records(frame: pd.DataFrame) -> str:
 
 
 def _served_predictions(url: str, frame: pd.DataFrame) -> pd.DataFrame:
-    import requests
-
-    response = requests.post(
-        f"{url}/invocations",
-        data=_records(frame),
-        headers={"Content-Type": "application/json"},
-        timeout=60,
-    )
-    assert response.status_code == 200, response.text
-    return pd.DataFrame(response.json()["predictions"])
+    return as_frame(invoke(url, _records(frame), timeout=60))
 
 
 def _check_server(url: str, penguins: dict) -> None:
