@@ -2,10 +2,10 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install demo test lint format bench browser
+.PHONY: install demo test lint format bench browser postgres
 
 install:
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,server]'
 
 demo: install
 	automl search --config examples/image_cnn.yaml --experiment demo --json runs/demo.json
@@ -19,11 +19,16 @@ lint:
 browser:
 	bash scripts/install-browser.sh
 
+# PostgreSQL's initdb and pg_ctl for the shared MLflow server test: installed with apt-get when
+# missing and root
+postgres:
+	bash scripts/install-postgres.sh
+
 format:
 	$(PYTHON) -m ruff format .
 	$(PYTHON) -m ruff check --fix .
 
-test: install browser lint
+test: install browser postgres lint
 	$(PYTHON) -m pytest -q
 
 bench: install

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from orchestrator.pipeline import RefitResult
 
 CHAMPION = "champion"
+SETTLE_ROUNDS = 5  # a bound: each round that moves the alias follows a concurrent move
 
 
 def registered_model_name(experiment: str) -> str:
@@ -64,7 +65,9 @@ def log_refit(
     returns its ``ModelInfo`` (``serving.log_predictor``: the tracking layer imports no torch).
     ``parent`` is the SearchTracker or ``(tracking_uri, experiment_id, parent_run_id)``; a None
     parent id makes a top-level run (``automl train``). The alias ``champion`` moves to the new
-    version only when its ``test_<metric>`` is strictly better than the current champion's.
+    version only when its ``test_<metric>`` is strictly better than the current champion's; when
+    searches register into one model at once, the best of the versions registered since the
+    champion they replaced ends up with it.
     """
     uri, experiment_id, parent_id = parent.ids if isinstance(parent, SearchTracker) else parent
     uri = resolve_tracking_uri(uri)
@@ -125,7 +128,8 @@ def _fill_refit_run(
     score_key = f"test_{metric_base(metric)}"
     test = {k if k.startswith("test_") else f"test_{k}": v for k, v in refit.test_metrics.items()}
     score = test.get(score_key)
-    log_params(client, run_id, {**config.flat(), "refit.epochs": refit.epochs})
+    refit_params = {"refit.epochs": refit.epochs} if refit.epochs is not None else {}
+    log_params(client, run_id, {**config.flat(), **refit_params})
     log_metrics(client, run_id, test)
     client.log_dict(run_id, config_dict(config), "config.json")
     with artifact_folder(client, run_id, run.artifact_uri) as folder:
@@ -197,19 +201,53 @@ def _log_and_register(
 def _maybe_crown(
     client: MlflowClient, name: str, version: str, key: str, score: float | None, mode: str
 ) -> bool:
-    try:
-        current = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        current = None
+    """Point ``champion`` at ``version`` if its ``key`` score beats the current champion's;
+    whether ``version`` is the champion afterwards."""
+    current = _champion(client, name)
     old: float | None = None
     if current is not None:
-        text = current.tags.get(key)
-        if text is None and current.run_id:
+        old = _version_score(current, key)
+        if old is None and key not in current.tags and current.run_id:
             old = client.get_run(current.run_id).data.metrics.get(key)
-        else:
-            with contextlib.suppress(TypeError, ValueError):
-                old = float(text)
-    crown = current is None or is_better(score, old, mode)
-    if crown:
-        client.set_registered_model_alias(name, CHAMPION, version)
-    return crown
+    if not (current is None or is_better(score, old, mode)):
+        # a search that settled the alias meanwhile may have handed it to this version already
+        return current is not None and str(current.version) == str(version)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    # Reading the alias and moving it is not atomic: a search registering into the same model at
+    # the same time (another process, a shared server) may have read the same champion and
+    # moved the alias after us, or may do so after this. Every search that moved it therefore
+    # hands it to the best version registered since the champion it replaced.
+    since = int(current.version) if current is not None else 0
+    return _settle_champion(client, name, key, mode, since) == str(version)
+
+
+def _champion(client: MlflowClient, name: str) -> Any:
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def _version_score(version: Any, key: str) -> float | None:
+    with contextlib.suppress(TypeError, ValueError):
+        return float(version.tags.get(key))
+    return None
+
+
+def _settle_champion(client: MlflowClient, name: str, key: str, mode: str, since: int) -> str:
+    """Move ``champion`` to the best-scoring version numbered above ``since`` (the earliest of
+    equals) until a read of the alias finds it there; that version."""
+    quote = '"' if "'" in name else "'"
+    best = ""
+    for _ in range(SETTLE_ROUNDS):
+        versions = client.search_model_versions(f"name = {quote}{name}{quote}")
+        best, best_score = "", None
+        for candidate in sorted(versions, key=lambda v: int(v.version)):
+            value = _version_score(candidate, key)
+            if int(candidate.version) > since and (not best or is_better(value, best_score, mode)):
+                best, best_score = str(candidate.version), value
+        current = _champion(client, name)
+        if not best or (current is not None and str(current.version) == best):
+            break
+        client.set_registered_model_alias(name, CHAMPION, best)
+    return best
