@@ -248,6 +248,15 @@ def stacked_families(fuse_folds: str) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- search / tracking
+MIN_ENSEMBLE_FOLDS = 3  # search.refit auto: the fold ensemble from this many folds on
+
+
+def uses_fold_ensemble(config: Config) -> bool:
+    """Whether the final model is the k fold models as one (``search.refit``)."""
+    refit, folds = config.search.refit, config.split.folds
+    return folds >= 2 and (refit == "folds" or (refit == "auto" and folds >= MIN_ENSEMBLE_FOLDS))
+
+
 class SearchConfig(Section):
     algorithm: Literal["grid", "random", "bayes"] = "random"
     num_samples: int = Field(10, ge=1)
@@ -261,6 +270,14 @@ class SearchConfig(Section):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)
     max_failures: int = Field(0, ge=0)
+    refit: Literal["auto", "folds", "best"] = Field(
+        "auto",
+        description="the final model: folds = the k cross-validation fold models as one model "
+        "(their probabilities, or outputs, averaged; no more training), best = the chosen "
+        "configuration trained again on all non-test data for the folds' median best epoch; "
+        f"auto = folds from {MIN_ENSEMBLE_FOLDS} folds on (each member then learns from two "
+        "thirds of the data or more), else best; with one validation split both train again",
+    )
     space: dict[str, Any] = {}
     storage_path: str = Field(
         "ray_results",

@@ -28,6 +28,7 @@ from orchestrator.folds import (  # noqa: F401  (PreparedData, fit_fold, fold_se
     fold_seed,
     predict_tensors,
 )
+from orchestrator.predictor import FoldEnsemble, Predictor
 
 LOWER_IS_BETTER = {"loss", "log_loss", "mse", "rmse", "mae"}
 
@@ -163,6 +164,26 @@ class CrossValidation:
                 yield report
                 return
             yield report
+
+    def ensemble(self) -> FoldEnsemble:
+        """The trained fold models as one model (``search.refit: folds``): each fold's
+        preprocessing, target encoder and network at its best epoch."""
+        ds = self.prepared.dataset
+        family = effective_family(self.config, self.prepared)
+        return FoldEnsemble(
+            [
+                Predictor(
+                    preprocessor=fold.preprocessor,
+                    target=fold.target,
+                    network=fold.trainer.model,
+                    task=self.prepared.task,
+                    family=family,
+                    modality=ds.modality,
+                    input_types=ds.column_types,
+                )
+                for fold in self.folds
+            ]
+        )
 
     def save_state(self, folder: str | Path) -> None:
         """Write every fold's training state and the CV progress (for a trial checkpoint)."""

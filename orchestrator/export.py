@@ -204,10 +204,15 @@ def _to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -
 def export_predictor(predictor: Any, fmt: str, output: str) -> dict[str, Any]:
     """Write the network as ``fmt`` to ``output`` and its preprocessing next to it.
 
-    Returns ``{"format", "model", "preprocessing", "input_shape", "output"}`` (paths as strings).
+    Returns ``{"format", "model", "preprocessing", "input_shape", "output"}`` (paths as strings;
+    for a fold ensemble, lists of the members' paths and ``ensemble``, see
+    :func:`export_ensemble`).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    members = getattr(predictor, "members", None)
+    if members is not None:
+        return export_ensemble(members, fmt, output)
     network = predictor.network
     if fmt == "onnx" and (getattr(network, "bidirectional", False) or _cell(network) == "rnn"):
         # torch.onnx (torch 2.13) fixes the time axis of a plain RNN and of the per-direction
@@ -240,4 +245,34 @@ def export_predictor(predictor: Any, fmt: str, output: str) -> dict[str, Any]:
         "preprocessing": str(side),
         "input_shape": params["input_shape"],
         "output": params["output"],
+    }
+
+
+def export_ensemble(members: list[Any], fmt: str, output: str) -> dict[str, Any]:
+    """A fold ensemble (``search.refit: folds``) as one file per member, ``NAME.foldK.EXT``, each
+    with its own preprocessing JSON, and ``NAME.ensemble.json`` naming them: the model's output
+    is the mean of the members' outputs (probabilities, or values in target units)."""
+    path = Path(output).expanduser()
+    parts = [
+        export_predictor(member, fmt, str(path.with_name(f"{path.stem}.fold{k}{path.suffix}")))
+        for k, member in enumerate(members, start=1)
+    ]
+    manifest = {
+        "format": fmt,
+        "combine": "mean",
+        "output": parts[0]["output"],
+        "members": [
+            {"model": Path(p["model"]).name, "preprocessing": Path(p["preprocessing"]).name}
+            for p in parts
+        ],
+    }
+    side = path.with_name(path.name + ".ensemble.json")
+    side.write_text(json.dumps(manifest, indent=2))
+    return {
+        "format": fmt,
+        "model": [p["model"] for p in parts],
+        "preprocessing": [p["preprocessing"] for p in parts],
+        "ensemble": str(side),
+        "input_shape": parts[0]["input_shape"],
+        "output": parts[0]["output"],
     }

@@ -50,6 +50,13 @@ class PrecomputedFolds:
     split_key: str
     splits: list[tuple[np.ndarray, np.ndarray]]
     entries: dict[tuple, FoldData]
+    # each entry's fitted preprocessing, kept in the driver only: the pickle that reaches the
+    # workers leaves it out (they would import scikit-learn to read it). The fold ensemble
+    # (search.refit: folds) puts it back into the best trial's fold models.
+    preprocessors: dict[tuple, Any] = field(default_factory=dict, compare=False)
+
+    def __reduce__(self) -> tuple:
+        return (PrecomputedFolds, (self.split_key, self.splits, self.entries))
 
 
 @dataclass(frozen=True)
@@ -96,12 +103,15 @@ def precompute_folds(prepared: PreparedData, config: Config) -> PreparedData:
     splits = prepared.splits(config)
     use_es = uses_early_stop(config)
 
+    fitted: dict[tuple, Any] = {}
+
     def fit(i: int) -> tuple[tuple, FoldData]:
         tr, va = splits[i]
         seed = fold_seed(config.seed, 1, i)
         data = prepare_fold(prepared.dataset, tr, va, prepared, config, seed, use_es)
         shape = FoldShape(tuple(data.preprocessor.output_shape_))
         key = fold_key(prepared.token, i + 1, config, seed, use_es)
+        fitted[key] = data.preprocessor
         return key, dataclasses.replace(data, preprocessor=shape)
 
     threads = min(len(splits), os.cpu_count() or 1, MAX_FOLD_THREADS)
@@ -112,8 +122,18 @@ def precompute_folds(prepared: PreparedData, config: Config) -> PreparedData:
         entries = dict(fit(i) for i in range(len(splits)))
     if sum(e.nbytes for e in entries.values()) > MAX_BYTES:
         return prepared
-    folds = PrecomputedFolds(split_key(config), splits, entries)
+    folds = PrecomputedFolds(split_key(config), splits, entries, fitted)
     return dataclasses.replace(prepared, folds=folds)
+
+
+def fitted_preprocessor(prepared: PreparedData, config: Config, fold: int) -> Any | None:
+    """The preprocessing the driver fitted for fold ``fold`` (0-based) of ``config``, where it
+    precomputed that fold (see :class:`PrecomputedFolds`); None otherwise."""
+    if prepared.folds is None:
+        return None
+    seed = fold_seed(config.seed, 1, fold)
+    key = fold_key(prepared.token, fold + 1, config, seed, uses_early_stop(config))
+    return prepared.folds.preprocessors.get(key)
 
 
 def _values(ds: Dataset) -> int:

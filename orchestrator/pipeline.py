@@ -24,8 +24,10 @@ from orchestrator.config import (
     SEQUENCE_FAMILIES,
     Config,
     apply_overrides,
+    uses_fold_ensemble,
 )
 from orchestrator.crossval import (
+    CrossValidation,
     CVResult,
     PreparedData,
     cross_validate,
@@ -36,7 +38,7 @@ from orchestrator.crossval import (
     stacked_trainer,
 )
 from orchestrator.errors import ConfigError
-from orchestrator.predictor import Predictor
+from orchestrator.predictor import FoldEnsemble, Predictor
 
 DEFAULT_FAMILY = {"table": "fnn", "image": "cnn", "sequence": "resnet1d"}
 FAMILY_MODALITIES = {
@@ -66,9 +68,14 @@ class RefitResult:
     test_metrics: dict[str, float]
     test_confusion: np.ndarray | None
     test_errors: Any  # pandas.DataFrame of the worst test predictions
-    predictor: Predictor
-    epochs: int
+    predictor: Predictor | FoldEnsemble
+    epochs: int | None  # the refit's epochs; None for the fold ensemble
     tracking: dict[str, Any] | None = None  # run id, model URI, registered version (if logged)
+
+    @property
+    def kind(self) -> str:
+        """``folds`` (the k fold models as one) or ``best`` (the configuration trained again)."""
+        return "folds" if isinstance(self.predictor, FoldEnsemble) else "best"
 
 
 @dataclass
@@ -83,7 +90,7 @@ class TrainResult:
         return self.refit.test_metrics
 
     @property
-    def predictor(self) -> Predictor:
+    def predictor(self) -> Predictor | FoldEnsemble:
         return self.refit.predictor
 
     def to_json(self) -> dict[str, Any]:
@@ -99,7 +106,8 @@ class TrainResult:
             },
             "cv": {"folds": len(self.cv.per_fold), "metrics": self.cv.summary()},
             "test": {k: _jsonable(v) for k, v in self.test_metrics.items()},
-            "refit_epochs": self.cv.refit_epochs,
+            "refit": self.refit.kind,
+            "refit_epochs": self.refit.epochs,
             "cleaning": self.run.cleaning.to_dict(),
             "notes": self.run.notes,
             "config": self.config.model_dump(),
@@ -181,13 +189,23 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def final_model(run: PreparedRun, config: Config, cv: CrossValidation) -> RefitResult:
+    """The model that ``search.refit`` asks for after cross-validation ``cv``, tested once:
+    the k fold models as one (``folds``, when there are k >= 2 folds), or a refit (``best``)."""
+    if uses_fold_ensemble(config):
+        with torch_threads(config.training.num_threads):
+            return test_model(run, cv.ensemble(), None)
+    return refit_and_test(run, config, cv.result.refit_epochs)
+
+
 def refit_and_test(run: PreparedRun, config: Config, epochs: int) -> RefitResult:
     """Refit on all non-test data for ``epochs`` (the folds' choice) and test once."""
     with torch_threads(config.training.num_threads):
-        return _refit_and_test(run, config, epochs)
+        return test_model(run, refit(run, config, epochs), epochs)
 
 
-def _refit_and_test(run: PreparedRun, config: Config, epochs: int) -> RefitResult:
+def refit(run: PreparedRun, config: Config, epochs: int) -> Predictor:
+    """The configuration trained on all non-test data for ``epochs``."""
     prepared = run.prepared
     ds = prepared.dataset
     refit_cfg = apply_overrides(config, {"training.epochs": epochs})
@@ -205,7 +223,7 @@ def _refit_and_test(run: PreparedRun, config: Config, epochs: int) -> RefitResul
     family = effective_family(config, prepared)
     stacked = stacked_trainer([fitted.trainer], family, refit_cfg.training.fuse_folds)
     (stacked or fitted.trainer).fit()
-    predictor = Predictor(
+    return Predictor(
         preprocessor=fitted.preprocessor,
         target=fitted.target,
         network=fitted.trainer.model,
@@ -214,14 +232,20 @@ def _refit_and_test(run: PreparedRun, config: Config, epochs: int) -> RefitResul
         modality=ds.modality,
         input_types=ds.column_types,
     )
+
+
+def test_model(
+    run: PreparedRun, predictor: Predictor | FoldEnsemble, epochs: int | None
+) -> RefitResult:
+    """``predictor`` evaluated once on the held-out test set."""
     output = predictor.predict_output(run.test.X, run.test.lengths)
-    task = prepared.task
+    task, target = run.prepared.task, predictor.target
     if task == "classification":
-        y_true = fitted.target.transform(run.test.y)
-        n_classes = fitted.target.n_classes_
+        y_true = target.transform(run.test.y)
+        n_classes = target.n_classes_
         metrics = compute_metrics(task, y_true, output, n_classes)
         confusion = confusion_matrix(y_true, output.argmax(axis=1), n_classes)
-        names = list(fitted.target.classes_)
+        names = list(target.classes_)
     else:
         y_true = np.asarray(run.test.y, dtype=np.float64)
         metrics = compute_metrics(task, y_true, output)
@@ -241,4 +265,4 @@ def run_training(
         for metrics in cv:
             if on_epoch is not None:
                 on_epoch(metrics)
-    return TrainResult(config, run, cv.result, refit_and_test(run, config, cv.result.refit_epochs))
+    return TrainResult(config, run, cv.result, final_model(run, config, cv))

@@ -6,6 +6,7 @@ same object serves ``automl train``'s test evaluation, the MLflow pyfunc and the
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -84,3 +85,93 @@ class Predictor:
         frame = pd.DataFrame(output, columns=[f"proba_{c}" for c in classes])
         frame.insert(0, "prediction", np.asarray(classes, dtype=object)[output.argmax(axis=1)])
         return frame
+
+    def eval(self) -> Predictor:
+        """The network in evaluation mode (after unpickling)."""
+        self.network.eval()
+        return self
+
+    def cpu_copy(self) -> Predictor:
+        """A copy whose network lives on the CPU, so its pickle loads on machines without a GPU."""
+        clone = copy.copy(self)
+        clone.network = copy.deepcopy(self.network).cpu().eval()
+        return clone
+
+
+@dataclass
+class FoldEnsemble:
+    """The k fold models of cross-validation as one model (``search.refit: folds``).
+
+    Each member is a fold's own Predictor: its preprocessing fitted on that fold's training
+    part, its network at that fold's best epoch. The ensemble averages their probabilities
+    (classification) or their values in target units (regression): bagging that costs no more
+    training. The members read the same raw input; a column that had gaps in any member's
+    training may be left out of a request (every member imputes it).
+    """
+
+    members: list[Predictor]
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise ValueError("a fold ensemble needs at least one member")
+        optional: list[str] = []
+        for member in self.members:
+            for column in getattr(member.preprocessor, "optional_columns_", ()):
+                if column not in optional:
+                    optional.append(column)
+        if optional:  # on copies: the members' preprocessors may be shared (fold caches)
+            members = []
+            for member in self.members:
+                member = copy.copy(member)
+                member.preprocessor = copy.copy(member.preprocessor)
+                member.preprocessor.optional_columns_ = list(optional)
+                members.append(member)
+            self.members = members
+
+    # what describes the raw input and the output is the same in every member
+    @property
+    def first(self) -> Predictor:
+        return self.members[0]
+
+    @property
+    def preprocessor(self) -> Any:
+        return self.first.preprocessor
+
+    @property
+    def target(self) -> Any:
+        return self.first.target
+
+    @property
+    def network(self) -> torch.nn.Module:
+        return self.first.network
+
+    @property
+    def task(self) -> str:
+        return self.first.task
+
+    @property
+    def family(self) -> str:
+        return self.first.family
+
+    @property
+    def modality(self) -> str:
+        return self.first.modality
+
+    @property
+    def input_types(self) -> dict[str, str] | None:
+        return self.first.input_types
+
+    def predict_output(self, X: Any, lengths: np.ndarray | None = None) -> np.ndarray:
+        """The members' mean output: probabilities ``(N, K)`` or values ``(N,)``."""
+        outputs = [member.predict_output(X, lengths) for member in self.members]
+        return np.mean(outputs, axis=0)
+
+    predict = Predictor.predict
+
+    def eval(self) -> FoldEnsemble:
+        for member in self.members:
+            member.eval()
+        return self
+
+    def cpu_copy(self) -> FoldEnsemble:
+        return FoldEnsemble([member.cpu_copy() for member in self.members])

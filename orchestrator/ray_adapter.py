@@ -187,3 +187,47 @@ def trial_error(trial) -> str:
     except Exception:
         lines = []
     return lines[-1] if lines else "the trial failed"
+
+
+# a trial's fold models (``search.refit: folds``), pickled, in its last report (orchestrator.trial)
+FOLDS_KEY = "automl_folds"
+
+
+class FoldModels(tune.Callback):
+    """Keeps the fold models of the best trials so far in ``folder``, on the driver.
+
+    Under ``search.refit: folds`` a trial's last report carries its k fold models, pickled,
+    under :data:`FOLDS_KEY` (``{"models": bytes}``). They are taken out of the result here, as
+    :class:`TrialEvents` does with its payload, so Tune's result files never see them, and kept
+    as ``<trial_id>.pkl`` while that trial is (tied for) the best by ``cv_<metric>_mean``. The
+    folder is the search's own, so a resumed search still has the models of the trials it does
+    not re-run.
+    """
+
+    def __init__(self, folder: Path, metric: str, mode: str) -> None:
+        self.folder = folder
+        self.key = f"cv_{metric.removeprefix('val_')}_mean"
+        self.sign = 1.0 if mode == "max" else -1.0
+        self.kept: dict[str, float] = {}  # trial id -> signed score, all tied for the best
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        box = result.get(FOLDS_KEY)
+        if not isinstance(box, dict) or "models" not in box:
+            return
+        blob = box.pop("models")
+        score = result.get(self.key)
+        if not isinstance(score, int | float) or score != score:
+            return
+        score = self.sign * float(score)
+        if self.kept and score < max(self.kept.values()):
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{trial.trial_id}.pkl"
+        part = path.with_suffix(".part")
+        part.write_bytes(blob)
+        part.replace(path)
+        self.kept[trial.trial_id] = score
+        for trial_id, kept in list(self.kept.items()):
+            if kept < score:
+                (self.folder / f"{trial_id}.pkl").unlink(missing_ok=True)
+                del self.kept[trial_id]

@@ -39,7 +39,7 @@ def print_train_result(result: Any) -> None:
     click.echo(
         f"task {info['task']}  model {info['model']}  data {info['dataset']['source']} "
         f"({info['dataset']['n_samples']} samples, {info['dataset']['n_features']} features)  "
-        f"folds {info['cv']['folds']}  refit epochs {info['refit_epochs']}"
+        f"folds {info['cv']['folds']}  final model {final_model_words(info)}"
     )
     click.echo(f"{'metric':<16}{'cv mean ± std':>22}{'test':>12}")
     for name in SHOWN:
@@ -86,7 +86,17 @@ def print_search_result(result: Any) -> None:
         test = "  ".join(
             f"{k} {_fmt(v)}" for k, v in result.refit.test_metrics.items() if k in SHOWN
         )
-        click.echo(f"refit on train+validation for {result.refit.epochs} epochs; test: {test}")
+        if result.refit.kind == "folds":
+            click.echo(f"final model: the fold models as one; test: {test}")
+        else:
+            click.echo(f"refit on train+validation for {result.refit.epochs} epochs; test: {test}")
+
+
+def final_model_words(info: dict) -> str:
+    """How the final model came about, from a train result's JSON."""
+    if info.get("refit") == "folds":
+        return f"the {info['cv']['folds']} fold models averaged"
+    return f"refit for {info['refit_epochs']} epochs"
 
 
 def print_runs(searches: list[dict]) -> None:

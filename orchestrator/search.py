@@ -9,23 +9,39 @@ logged and registered).
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.config import Config, SearchConfig, apply_overrides, validate_config
+from orchestrator.config import (
+    Config,
+    SearchConfig,
+    apply_overrides,
+    uses_fold_ensemble,
+    validate_config,
+)
 from orchestrator.crossval import main_metric, metric_mode
 from orchestrator.defaults import with_default_space
 from orchestrator.errors import AutoMLError, ConfigError
-from orchestrator.folds import PreparedData, precompute_folds
-from orchestrator.pipeline import PreparedRun, RefitResult, prepare_run, refit_and_test
+from orchestrator.folds import FoldShape, PreparedData, fitted_preprocessor, precompute_folds
+from orchestrator.pipeline import (
+    PreparedRun,
+    RefitResult,
+    prepare_run,
+    refit_and_test,
+    test_model,
+    torch_threads,
+)
+from orchestrator.predictor import FoldEnsemble
 from orchestrator.ray_adapter import ensure_ray
 from orchestrator.space import expected_trials, validate_space
 from orchestrator.trials import TrialSummary, best_epochs, pick_best
-from orchestrator.tuner import CONFIG_FILE, run_tuner
+from orchestrator.tuner import CONFIG_FILE, fold_models_dir, run_tuner
 
 if TYPE_CHECKING:
     from orchestrator.tracking import SearchTracker
@@ -242,7 +258,12 @@ def refit_best(
     best_config = apply_overrides(plan.config, best.config)
     if not refit:
         return best, best_config, None
-    result = refit_and_test(plan.run, best_config, best_epochs(best, best_config))
+    ensemble = best_fold_models(plan, best, best_config)
+    if ensemble is not None:
+        with torch_threads(best_config.training.num_threads):
+            result = test_model(plan.run, ensemble, None)
+    else:
+        result = refit_and_test(plan.run, best_config, best_epochs(best, best_config))
     if tracker is not None:
         from orchestrator.serving import log_predictor
         from orchestrator.tracking import log_refit
@@ -259,6 +280,44 @@ def refit_best(
             log_model=log_predictor,
         )
     return best, best_config, result
+
+
+def best_fold_models(
+    plan: SearchPlan, best: TrialSummary, best_config: Config
+) -> FoldEnsemble | None:
+    """The best trial's fold models as one (``search.refit: folds``), as ``FoldModels`` kept
+    them; None where the config asks for a refit, or the trial's models are not there (a
+    trial of a search that an older version started): the best configuration is then refit.
+    The other trials' kept models are removed."""
+    folder = fold_models_dir(plan.exp_dir)
+    path = folder / f"{best.trial_id}.pkl"
+    wanted = uses_fold_ensemble(best_config)
+    ensemble = None
+    if wanted and path.is_file():
+        with path.open("rb") as fh:
+            ensemble = with_preprocessing(pickle.load(fh), plan.prepared, best_config)
+    if folder.is_dir():
+        for other in folder.iterdir():
+            if other != path:
+                other.unlink(missing_ok=True)
+    return ensemble
+
+
+def with_preprocessing(
+    ensemble: FoldEnsemble, prepared: PreparedData, config: Config
+) -> FoldEnsemble | None:
+    """``ensemble`` with each member's fitted preprocessing: a trial on folds the driver
+    fitted has only their shape (``FoldShape``); the driver kept the fitted parts. None if one
+    is missing."""
+    members = []
+    for i, member in enumerate(ensemble.members):
+        if isinstance(member.preprocessor, FoldShape):
+            fitted = fitted_preprocessor(prepared, config, i)
+            if fitted is None:
+                return None
+            member = dataclasses.replace(member, preprocessor=fitted)
+        members.append(member)
+    return FoldEnsemble(members)
 
 
 def _classes(refit: RefitResult) -> list[str] | None:

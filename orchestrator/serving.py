@@ -8,7 +8,6 @@ target encoder and network, on the CPU) and, as ``code_paths``, the project pack
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import pickle
 import tempfile
@@ -121,7 +120,7 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         with open(context.artifacts[PREDICTOR_ARTIFACT], "rb") as fh:
             self.predictor = pickle.load(fh)
-        self.predictor.network.eval()
+        self.predictor.eval()
 
     # no type hints here: MLflow 3 would try to derive a schema from them
     def predict(self, context, model_input, params=None):  # noqa: ANN001
@@ -174,13 +173,6 @@ def pip_requirements() -> list[str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-def _cpu_copy(predictor: Any) -> Any:
-    """A copy whose network lives on the CPU, so the pickle loads on machines without a GPU."""
-    clone = copy.copy(predictor)
-    clone.network = copy.deepcopy(predictor.network).cpu().eval()
-    return clone
 
 
 # MLflow's names for the raw column types, by numpy kind; every other column reads as string
@@ -264,7 +256,7 @@ def log_predictor(predictor: Any, name: str = "model", input_example: Any = None
                 )
         path = Path(tmp) / PREDICTOR_FILE
         with open(path, "wb") as fh:
-            pickle.dump(_cpu_copy(predictor), fh)
+            pickle.dump(predictor.cpu_copy(), fh)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
             return mlflow.pyfunc.log_model(

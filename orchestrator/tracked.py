@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from orchestrator.config import Config
 from orchestrator.crossval import cross_validate, main_metric, metric_mode
-from orchestrator.pipeline import TrainResult, prepare_run, refit_and_test
+from orchestrator.pipeline import TrainResult, final_model, prepare_run
 
 
 def run_tracked_training(
@@ -47,7 +47,7 @@ def run_tracked_training(
                 if on_epoch is not None:
                     on_epoch(metrics)
             child.finish(cv.result, task, cv.class_names, run.cleaning.to_dict(), metric)
-        refit = refit_and_test(run, config, cv.result.refit_epochs)
+        refit = final_model(run, config, cv)
         X = run.prepared.dataset.X
         refit.tracking = log_refit(
             parent,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import math
+import pickle
 import tempfile
 import time
 from typing import Any
@@ -22,10 +23,10 @@ from typing import Any
 import torch
 from ray import tune
 
-from orchestrator.config import Config, apply_overrides
+from orchestrator.config import Config, apply_overrides, uses_fold_ensemble
 from orchestrator.crossval import PreparedData, cross_validate
 from orchestrator.errors import TrainingError
-from orchestrator.ray_adapter import RESULT_KEY
+from orchestrator.ray_adapter import FOLDS_KEY, RESULT_KEY
 from orchestrator.space import decode_point
 
 REPORT_INTERVAL_S = 1.0
@@ -81,6 +82,7 @@ def run_trial(
     restored = tune.get_checkpoint()
     resume_dir = restored.to_directory() if restored is not None else None
     cv = cross_validate(prepared, config, resume_dir, checkpointing)
+    keep_folds = uses_fold_ensemble(config)
     # Every tune.report waits for the driver to collect it (~10 ms a round trip). Without an
     # early-stopping scheduler no one acts on a trial's intermediate results, so a FIFO trial
     # reports at most every REPORT_INTERVAL_S and at its last epoch (MLflow still gets every
@@ -107,6 +109,8 @@ def run_trial(
                 if last:
                     log.update(cv=cv.result, class_names=cv.class_names)
                 report, pending = {**metrics, RESULT_KEY: log}, []
+            if last and keep_folds:  # the driver's FoldModels keeps the best trial's
+                report = {**report, FOLDS_KEY: {"models": pickle.dumps(cv.ensemble().cpu_copy())}}
             if checkpointing:
                 with tempfile.TemporaryDirectory() as folder:
                     cv.save_state(folder)

@@ -18,7 +18,13 @@ from ray import tune
 from orchestrator.config import Config
 from orchestrator.errors import ConfigError
 from orchestrator.folds import PreparedData
-from orchestrator.ray_adapter import TrialEvents, TrialListener, TrialPrinter, cluster_cpus
+from orchestrator.ray_adapter import (
+    FoldModels,
+    TrialEvents,
+    TrialListener,
+    TrialPrinter,
+    cluster_cpus,
+)
 from orchestrator.space import grid_points, grid_size, to_tune_space
 from orchestrator.trialorder import longest_first
 from orchestrator.trials import TrialSummary, summarize
@@ -164,6 +170,11 @@ def run_tuner(
     return sorted(trials, key=lambda t: t.index)
 
 
+def fold_models_dir(exp_dir: Path) -> Path:
+    """Where a search keeps its best trial's fold models (``search.refit: folds``)."""
+    return exp_dir / "fold_models"
+
+
 def _run_config(config, name, exp_dir, events, callbacks, on_trial) -> tune.RunConfig:
     """Where Tune keeps the search, its retries and checkpoints, and the driver's callbacks:
     the events callback first, so that Tune's own loggers never see the tracking payload; Tune's
@@ -178,6 +189,7 @@ def _run_config(config, name, exp_dir, events, callbacks, on_trial) -> tune.RunC
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[
             *([events] if events is not None else []),
+            FoldModels(fold_models_dir(exp_dir), config.search.metric, config.search.mode),
             TrialPrinter(on_trial),
             *(callbacks or []),
             CSVLoggerCallback(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,28 +50,40 @@ def _image_predictor():
         "split.folds": 2,
         "training.epochs": 1,
         "seed": 0,
+        "search.refit": "best",  # one network
     }
     return run_training(apply_overrides(Config(), overrides))
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_table_export_matches_mlflow_model(logged_model, tmp_path, fmt):
+    """The default model is the fold ensemble: one network and one preprocessing JSON per
+    fold, and a manifest; the mean of the members' outputs is the MLflow model's output."""
     needs_onnx(fmt)
     raw = raw_rows(logged_model["result"])
     out = tmp_path / f"model.{'pt' if fmt == 'torchscript' else 'onnx'}"
     info = serving.export_model(
         logged_model["model_uri"], fmt, str(out), logged_model["tracking_uri"]
     )
-    assert info["model"] == str(out) and out.is_file()
-
     mlflow_model = serving.load_pyfunc(logged_model["model_uri"], logged_model["tracking_uri"])
-    predictor = mlflow_model.unwrap_python_model().predictor
+    ensemble = mlflow_model.unwrap_python_model().predictor
+    members = ensemble.members
+    assert len(members) == logged_model["result"].config.split.folds >= 2
+    manifest = json.loads(Path(info["ensemble"]).read_text())
+    assert manifest["combine"] == "mean" and len(manifest["members"]) == len(members)
     expected = mlflow_model.predict(raw).filter(like="proba_").to_numpy()
-    x = predictor.preprocessor.transform(raw)  # one batch size at export, another here
-    got = run_exported(fmt, str(out), x)
-    np.testing.assert_allclose(got, expected, atol=TOL)
+    outputs = []
+    for k, (member, entry) in enumerate(zip(members, manifest["members"], strict=True), 1):
+        path = tmp_path / entry["model"]
+        assert path.is_file() and info["model"][k - 1] == str(path)
+        assert entry["model"] == f"model.fold{k}{out.suffix}"
+        x = member.preprocessor.transform(raw)  # one batch size at export, another here
+        outputs.append(run_exported(fmt, str(path), x))
+        np.testing.assert_allclose(outputs[-1], member.predict_output(raw), atol=TOL)
+    np.testing.assert_allclose(np.mean(outputs, axis=0), expected, atol=TOL)
 
-    params = json.loads((tmp_path / f"{out.name}.preprocessing.json").read_text())
+    x = members[0].preprocessor.transform(raw)
+    params = json.loads((tmp_path / manifest["members"][0]["preprocessing"]).read_text())
     assert params["modality"] == "table" and params["class_names"] == ["no", "yes"]
     assert params["columns"] == ["x1", "x2", "color"] and params["input_shape"] == [x.shape[1]]
     assert set(params["categories"]["color"]) == {"blue", "green", "red"}
@@ -91,6 +104,7 @@ def test_image_export_matches_predictor(tmp_path, fmt):
     images = np.asarray(result.run.test.X[:5], dtype=np.float32)
     out = tmp_path / "cnn.bin"
     info = export_predictor(predictor, fmt, str(out))
+    assert info["model"] == str(out) and out.is_file()
     x = predictor.preprocessor.transform(images)
     got = run_exported(fmt, str(out), x)
     np.testing.assert_allclose(got, predictor.predict_output(images), atol=TOL)

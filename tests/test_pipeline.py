@@ -150,7 +150,11 @@ def test_training_num_threads_sets_torchs_threads_while_it_trains(monkeypatch, t
     other = 2 if before != 2 else 3
     torch.set_num_threads(other)
     try:
-        run_training(tiny_config(**{"training.num_threads": threads, "training.epochs": 2}))
+        run_training(
+            tiny_config(
+                **{"training.num_threads": threads, "training.epochs": 2, "search.refit": "best"}
+            )
+        )
         after = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)

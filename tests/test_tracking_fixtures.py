@@ -56,10 +56,12 @@ def tiny_frame(n: int = 120) -> pd.DataFrame:
 
 
 @functools.lru_cache(maxsize=4)
-def _train(source: str, target: str | None):
+def _train(source: str, target: str | None, **overrides):
     from orchestrator.pipeline import run_training
 
-    config = apply_overrides(Config(), {**TINY, "data.source": source, "data.target": target})
+    config = apply_overrides(
+        Config(), {**TINY, "data.source": source, "data.target": target, **overrides}
+    )
     return run_training(config)
 
 
@@ -71,10 +73,11 @@ def iris_result():
 
 @pytest.fixture(scope="session")
 def table_result(tmp_path_factory):
-    """A real TrainResult on a tiny CSV with a categorical column (for raw-row serving)."""
+    """A real TrainResult on a tiny CSV with a categorical column (for raw-row serving); its
+    model is the fold ensemble (search.refit: folds), so every serving path is tested on one."""
     folder = tmp_path_factory.getbasetemp() / "tiny_table"
     folder.mkdir(exist_ok=True)
     path = folder / "tiny.csv"
     if not path.exists():
         tiny_frame().to_csv(path, index=False)
-    return _train(str(path), "label")
+    return _train(str(path), "label", **{"search.refit": "folds"})
