@@ -6,6 +6,7 @@ was measured ~50% slower on these models (FACTS.md).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -20,7 +21,7 @@ from torch import nn
 from models.inference import EVAL_BATCH, as_tensor, predict, to_predictions
 from models.lazy_dynamo import defer_dynamo_import
 from models.losses import loss_value, resolve_loss
-from models.tensordata import TensorData, crop_padding, resolve_device
+from models.tensordata import TensorData, amp_dtype, crop_padding, resolve_device
 from orchestrator.autoconfig import resolve_training
 from orchestrator.errors import ConfigError, TrainingError
 
@@ -57,6 +58,11 @@ class Trainer:
         self.task = task
         self.loss_name = resolve_loss(task, training_cfg.loss)
         self.device = resolve_device(device or training_cfg.device)
+        # mixed precision (training.precision): autocast's dtype, and fp16's loss scaler
+        self.amp_dtype = amp_dtype(getattr(training_cfg, "precision", "fp32"), self.device)
+        self.scaler = (
+            torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
+        )
         self.model = model.to(self.device)
         self.train_data = self._prepare(train).to(self.device)
         self.es_data = None if early_stop is None else self._prepare(early_stop).to(self.device)
@@ -167,6 +173,12 @@ class Trainer:
             f"training.scheduler.name must be one of {', '.join(SCHEDULERS)}, got {sch.name!r}"
         )
 
+    def autocast(self) -> Any:
+        """Autocast to ``training.precision``'s dtype (a no-op context in fp32)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
     # ------------------------------------------------------------------ loss
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return loss_value(self.loss_name, out, y)
@@ -177,12 +189,14 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         outs = []
-        with torch.no_grad():
+        data = data.to(self.device)  # once, pinned, rather than batch by batch
+        with torch.no_grad(), self.autocast():
             for start in range(0, len(data), EVAL_BATCH):
                 stop = start + EVAL_BATCH
-                lengths = None if data.lengths is None else data.lengths[start:stop].to(self.device)
-                x = crop_padding(data.x[start:stop], lengths).to(self.device)
-                outs.append(self.model(x, lengths))
+                lengths = None if data.lengths is None else data.lengths[start:stop]
+                x = crop_padding(data.x[start:stop], lengths)
+                outs.append(self.model(x, lengths).float())
+        with torch.no_grad():
             out = torch.cat(outs) if outs else torch.zeros(0, self.n_outputs)
             loss = float(self._loss(out, data.y.to(self.device))) if outs else 0.0
         self.model.train(was_training)
@@ -216,14 +230,24 @@ class Trainer:
             if self.augment is not None:
                 x = self.augment(x, self.augment_generator, batch.lengths)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self._loss(self.model(x, batch.lengths), batch.y)
-            loss.backward()
+            with self.autocast():
+                out = self.model(x, batch.lengths)
+            loss = self._loss(out.float(), batch.y)
+            if self.scaler is not None:  # fp16: scaled loss, gradients unscaled before clipping
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+            else:
+                loss.backward()
             if clip is not None:
                 norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             else:
                 grads = [p.grad for p in self.model.parameters() if p.grad is not None]
                 norm = torch.nn.utils.get_total_norm(grads)
-            self.optimizer.step()
+            if self.scaler is not None:  # skips the step where the gradients overflowed
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
             if isinstance(self.scheduler, torch.optim.lr_scheduler.OneCycleLR):
                 if self.scheduler.last_epoch < self.scheduler.total_steps:
                     self.scheduler.step()

@@ -44,8 +44,47 @@ class TensorData:
         return TensorData(crop_padding(self.x[idx], lengths), self.y[idx], lengths)
 
     def to(self, device: torch.device | str) -> TensorData:
-        lengths = None if self.lengths is None else self.lengths.to(device)
-        return TensorData(self.x.to(device), self.y.to(device), lengths)
+        """On ``device``; from the CPU to a GPU through pinned (page-locked) host memory, so
+        the copy is one asynchronous DMA transfer."""
+        device = torch.device(device)
+        if device.type == "cuda" and self.x.device.type == "cpu":
+            return self.pin_memory()._to(device, non_blocking=True)
+        return self._to(device)
+
+    def _to(self, device: torch.device, non_blocking: bool = False) -> TensorData:
+        lengths = (
+            None if self.lengths is None else self.lengths.to(device, non_blocking=non_blocking)
+        )
+        x, y = (
+            self.x.to(device, non_blocking=non_blocking),
+            self.y.to(device, non_blocking=non_blocking),
+        )
+        return TensorData(x, y, lengths)
+
+    def pin_memory(self) -> TensorData:
+        """A copy in pinned host memory (needs a CUDA build of torch and a GPU)."""
+        lengths = None if self.lengths is None else self.lengths.pin_memory()
+        return TensorData(self.x.pin_memory(), self.y.pin_memory(), lengths)
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``training.precision`` on ``device``; None for full precision.
+
+    ``auto`` is bf16 on a GPU that supports it, fp16 on an older GPU, and fp32 on the CPU.
+    bf16 and fp16 also run on the CPU (torch's CPU autocast), mainly to test these paths.
+    """
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"training.precision must be one of auto, {', '.join(PRECISIONS)}; got {precision!r}"
+        )
+    return PRECISIONS[precision]
 
 
 def resolve_device(name: str | None) -> torch.device:

@@ -224,6 +224,13 @@ class TrainingConfig(Section):
     )
     grad_clip: float | None = Field(5.0, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = Field(
+        "fp32",
+        description="arithmetic of training: fp32, or mixed precision with autocast in bf16 or "
+        "fp16 (fp16 with loss scaling); auto = bf16 on a GPU that supports it, fp16 on an older "
+        "GPU, fp32 on the CPU. Evaluation runs in the same precision; fp16 trains the folds one "
+        "by one (not stacked)",
+    )
     num_threads: int | None = Field(None, ge=1)
     checkpoint_dir: str | None = None
     fuse_folds: Literal["auto", "on", "off"] = "auto"
