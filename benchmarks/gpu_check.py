@@ -79,7 +79,7 @@ def search_rates(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
     from orchestrator.search import run_search
 
     rows = []
-    for per_gpu in (1, 2, 4):
+    for per_gpu in args.per_gpu:
         config = apply_overrides(
             Config(),
             {
@@ -207,6 +207,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument(
+        "--per-gpu",
+        type=lambda text: [int(v) for v in text.split(",")],
+        default=[1, 2, 4],
+        help="trials per GPU to try, comma-separated (default 1,2,4)",
+    )
     parser.add_argument("--out", default="benchmarks/results/gpu_check.json")
     args = parser.parse_args(argv)
 
