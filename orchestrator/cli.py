@@ -188,7 +188,11 @@ def train(config_path, overrides, json_path, **flags) -> None:
     metavar="NAME",
     help="Continue an interrupted search; finished trials are not run again.",
 )
-@click.option("--address", help="Join this Ray cluster instead of starting one (or RAY_ADDRESS).")
+@click.option(
+    "--address",
+    help="Join this Ray cluster (HOST:PORT) instead of starting one (or RAY_ADDRESS); where it "
+    "asks for a token, the one in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token.",
+)
 @click.option("--storage", help="Folder of Ray Tune results (default ./ray_results).")
 @handle_errors
 def search(config_path, overrides, json_path, resume_name, address, storage, **flags) -> None:
@@ -203,6 +207,14 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         "max_failures": "search.max_failures",
     }
     search_flags = {search_keys[k]: flags.pop(k) for k in list(flags) if k in search_keys}
+    from orchestrator.raycluster import prepare_join
+
+    # before anything imports Ray, which reads RAY_AUTH_MODE once: a cluster that asks for a
+    # token gets the one at hand; then joined before the search's heavy imports
+    if prepare_join(address) is not None:
+        from orchestrator.ray_adapter import ensure_ray
+
+        ensure_ray(address)
     if resume_name:
         from orchestrator.search import load_search_config
 

@@ -34,6 +34,11 @@ class TrackingError(AutoMLError):
     """The MLflow tracking store cannot be used (a bad tracking URI, a store that fails)."""
 
 
+class ClusterError(AutoMLError):
+    """A Ray cluster cannot be joined: nothing answers at its address, or its token
+    authentication turned this process away."""
+
+
 class AutoMLWarning(UserWarning):
     """Warnings about the user's data or config (e.g. rows dropped for a missing target)."""
 

@@ -1,8 +1,10 @@
 """Ray and Ray Tune's runtime for a search, through their public APIs.
 
 - :func:`ensure_ray` starts Ray on this machine or joins a cluster (``--address`` /
-  ``RAY_ADDRESS``); :func:`stop_ray` stops it with ``ray.shutdown()``, which only disconnects a
-  driver from a cluster it joined.
+  ``RAY_ADDRESS``), with the token authentication mode ``orchestrator.raycluster`` chose for it
+  and within a bounded time; :func:`stop_ray` stops it with ``ray.shutdown()``, which only
+  disconnects a driver from a cluster it joined. :func:`probe_token_mode` is that module's
+  probe, run in a child process.
 - :class:`TrialEvents` is the thin Tune callback on the driver that turns Tune's trial events
   into plain values (trial id, dotted overrides, the tracking payload, an error line) for
   listeners that know nothing of Ray: the MLflow writer (``orchestrator.tracking.writer``).
@@ -11,13 +13,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Callable
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from ray import tune
 
+from orchestrator import raycluster
+from orchestrator.errors import ClusterError
 from orchestrator.outer_run import stash_outer_run_id
 from orchestrator.space import decode_point
 from orchestrator.trials import TrialSummary, error_line
@@ -27,27 +36,139 @@ from orchestrator.trials import TrialSummary, error_line
 RESULT_KEY = "automl_log"
 
 
+# what every ray.init of a search passes: no dashboard, Ray's logging and workers' output
+# left alone
+QUIET: dict[str, Any] = {
+    "include_dashboard": False,
+    "configure_logging": False,
+    "log_to_driver": False,
+}
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Start Ray embedded on this machine, or join ``address`` / ``RAY_ADDRESS``.
 
     ``MLFLOW_RUN_ID`` leaves the environment first (``orchestrator.outer_run``): Ray's
     processes inherit the driver's environment. A Ray already initialised in this process is
-    used as it is.
+    used as it is. A cluster that cannot be joined raises :class:`ClusterError` (one line):
+    nothing answers there, or its token authentication turned this process away.
     """
     import ray
 
     stash_outer_run_id()
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {
-        "include_dashboard": False,
-        "configure_logging": False,
-        "log_to_driver": False,
-    }
-    if address is None and num_cpus is not None:
-        kwargs["num_cpus"] = num_cpus
-    ray.init(address=address, **kwargs)
+    access = raycluster.prepare_join(address)
+    if access is None:
+        local = {"num_cpus": num_cpus} if num_cpus is not None else {}
+        ray.init(address=None, **QUIET, **local)
+        return
+    join_cluster(access)
+
+
+def join_cluster(access: raycluster.ClusterAccess) -> None:
+    """``ray.init(address=...)``, bounded: Ray waits without end on an address where something
+    that is not a Ray cluster listens, so it runs in a thread that this one waits for at most
+    ``JOIN_TIMEOUT_S`` (Ray gives up on a refused token after ~20 s)."""
+    import ray
+
+    failures: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            ray.init(address=access.address, **QUIET)
+        except BaseException as err:  # handed to the waiting thread
+            failures.append(err)
+
+    thread = threading.Thread(target=connect, name="automl-ray-join", daemon=True)
+    ray_logger = logging.getLogger("ray")
+    level = ray_logger.level
+    # Ray warns that a thread other than the main one cannot install its SIGTERM handler
+    ray_logger.setLevel(logging.ERROR)
+    with tempfile.TemporaryFile() as held:
+        try:
+            with _stderr_into(held):
+                thread.start()
+                thread.join(raycluster.JOIN_TIMEOUT_S)
+        finally:
+            ray_logger.setLevel(level)
+        if not failures and not thread.is_alive():  # joined: what Ray wrote is the user's
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+    if thread.is_alive():
+        raise raycluster.no_answer(access.address, raycluster.JOIN_TIMEOUT_S)
+    if failures:
+        err = failures[0]
+        if is_auth_failure(err):
+            raise raycluster.auth_failure(access) from None
+        if isinstance(err, Exception):
+            raise ClusterError(
+                f"cannot join the Ray cluster at {access.address}: {_first_line(err)}"
+            )
+        raise err
+
+
+@contextlib.contextmanager
+def _stderr_into(held: IO[bytes]) -> Iterator[None]:
+    """File descriptor 2 into ``held`` meanwhile: a refused join has Ray's C++ core log one
+    line a second for ~20 s, where the user gets one line from us instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(held.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def is_auth_failure(err: BaseException) -> bool:
+    """Whether Ray turned this process away for its token: Ray raises ``AuthenticationError``,
+    or, from ``ray.init``, a ``ConnectionError`` whose cause quotes it."""
+    from ray.exceptions import AuthenticationError
+
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, AuthenticationError) or "InvalidAuthToken" in str(cause):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def probe_token_mode(address: str) -> int:
+    """``raycluster``'s probe, in a child process that has ``RAY_AUTH_MODE=token``: join
+    ``address`` and start a zero-CPU actor. A cluster without token authentication cannot call
+    a token-mode driver back, so the actor dies before it starts (``PROBE_NO_TOKEN_AUTH``); a
+    cluster with it runs the actor (``PROBE_TOKEN_WORKS``) or refuses the token
+    (``PROBE_TOKEN_REFUSED``). Any other failure: 1, no verdict."""
+    import ray
+
+    try:
+        ray.init(address=address, **QUIET)
+    except Exception as err:
+        return raycluster.PROBE_TOKEN_REFUSED if is_auth_failure(err) else 1
+    print(raycluster.PROBE_JOINED, flush=True)
+
+    @ray.remote(num_cpus=0)
+    class Echo:
+        def ping(self) -> bool:
+            return True
+
+    try:
+        ray.get(Echo.remote().ping.remote(), timeout=raycluster.PROBE_TIMEOUT_S)
+    except ray.exceptions.ActorDiedError:
+        return raycluster.PROBE_NO_TOKEN_AUTH
+    except Exception:
+        return 1
+    return raycluster.PROBE_TOKEN_WORKS
 
 
 def stop_ray() -> None:
