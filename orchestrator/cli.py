@@ -183,6 +183,12 @@ def train(config_path, overrides, json_path, **flags) -> None:
 @click.option("--gpus-per-trial", type=float, help="GPUs per trial (fractions share one GPU).")
 @click.option("--max-failures", type=int, help="Retry a failed trial up to N times.")
 @click.option(
+    "--time-budget",
+    metavar="DURATION",
+    help="Stop starting trials after this long (600, 90s, 10m, 2h); running trials stop at its "
+    "end with their last results kept, and the final model follows.",
+)
+@click.option(
     "--resume",
     "resume_name",
     metavar="NAME",
@@ -205,6 +211,7 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         "cpus_per_trial": "search.cpus_per_trial",
         "gpus_per_trial": "search.gpus_per_trial",
         "max_failures": "search.max_failures",
+        "time_budget": "search.time_budget_s",
     }
     search_flags = {search_keys[k]: flags.pop(k) for k in list(flags) if k in search_keys}
     from orchestrator.raycluster import prepare_join

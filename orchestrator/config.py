@@ -264,6 +264,31 @@ def uses_fold_ensemble(config: Config) -> bool:
     return folds >= 2 and (refit == "folds" or (refit == "auto" and folds >= MIN_ENSEMBLE_FOLDS))
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(value: Any) -> Any:
+    """Seconds from a number or a duration such as ``90s``, ``10m``, ``2h`` or ``1h30m``; other
+    values are left for the field's own validation."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower().replace(" ", "")
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total, number = 0.0, ""
+    for char in text:
+        if char.isdigit() or char == ".":
+            number += char
+        elif char in DURATION_UNITS and number:
+            total += float(number) * DURATION_UNITS[char]
+            number = ""
+        else:
+            return value
+    return total if text and not number else value
+
+
 class SearchConfig(Section):
     algorithm: Literal["grid", "random", "bayes"] = "random"
     num_samples: int = Field(10, ge=1)
@@ -285,12 +310,27 @@ class SearchConfig(Section):
         f"auto = folds from {MIN_ENSEMBLE_FOLDS} folds on (each member then learns from two "
         "thirds of the data or more), else best; with one validation split both train again",
     )
+    time_budget_s: float | None = Field(
+        None,
+        gt=0,
+        description="wall-clock budget of the trials, in seconds (90s, 10m, 2h and 1h30m also "
+        "read): no trial starts once it is spent, running trials are stopped at its end with "
+        "their last results kept, and the final model follows; none: no limit",
+    )
     space: dict[str, Any] = {}
     storage_path: str = Field(
         "ray_results",
         description="folder of Ray Tune's experiment folders (one per search: trial results, "
         "checkpoints, what --resume reads); the --storage flag overrides it",
     )
+
+    @field_validator("time_budget_s", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        seconds = parse_duration(value)
+        if isinstance(seconds, str) and seconds.strip().lower() not in ("", "none", "null"):
+            raise ValueError("must be seconds or a duration such as 90s, 10m, 2h or 1h30m")
+        return None if isinstance(seconds, str) else seconds
 
 
 class TrackingConfig(Section):

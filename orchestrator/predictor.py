@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from data import sequence_lengths
 from models import predict
 from orchestrator.errors import AutoMLWarning
 
@@ -69,6 +68,8 @@ class Predictor:
         x = self.preprocessor.transform(X)
         if self.modality == "sequence":
             if lengths is None:
+                from data import sequence_lengths  # scikit-learn's module: not at import time
+
                 lengths = sequence_lengths(np.asarray(X, dtype=np.float32))
             x = fit_lengths(self.network, x, np.asarray(lengths))
         output = predict(self.network, self.task, x, lengths)

@@ -68,6 +68,12 @@ def print_search_result(result: Any) -> None:
         f"search {result.name}: {result.algorithm}, {len(result.trials)} trials, "
         f"metric {result.metric} ({result.mode}), {result.wall_s:.1f} s"
     )
+    budget = getattr(result, "budget", None)
+    if budget is not None and budget.seconds is not None:
+        ended = "it ended the search" if budget.spent else "not reached"
+        click.echo(
+            f"time budget {budget.seconds:.0f} s: trials used {budget.used_s:.0f} s, {ended}"
+        )
     click.echo(f"{'trial':<14}{'status':<12}{'epochs':>7}{name + ' mean ± std':>26}  config")
     for t in result.trials:
         stats = t.cv.get(name, {})

@@ -53,6 +53,22 @@ class SearchInterrupted(AutoMLError):
 
 
 @dataclass
+class Budget:
+    """The trials' time budget (``search.time_budget_s``) and the time they took."""
+
+    seconds: float | None
+    used_s: float
+
+    @property
+    def spent(self) -> bool:
+        """Whether the budget ended the search (Tune stops within a moment of it)."""
+        return self.seconds is not None and self.used_s >= self.seconds - 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "used_s": round(self.used_s, 1), "spent": self.spent}
+
+
+@dataclass
 class SearchResult:
     name: str
     path: str
@@ -66,6 +82,7 @@ class SearchResult:
     best_config: Config | None
     refit: RefitResult | None
     wall_s: float
+    budget: Budget | None = None
     tracking_s: float = 0.0  # the driver's MLflow writer's busy time for the trials' runs
     tracking_cpu_s: float = 0.0  # the CPU time the writer's thread used for them
 
@@ -87,6 +104,7 @@ class SearchResult:
             "best": best,
             "trials": [t.to_json() for t in self.trials],
             "wall_s": self.wall_s,
+            "time_budget": self.budget.to_json() if self.budget is not None else None,
         }
 
 
@@ -157,6 +175,7 @@ def run_search(
     if plan.config.tracking.enabled:
         tracker, writer = start_tracking(plan, resume)
     try:
+        tuner_started = time.perf_counter()
         trials = run_tuner(
             plan.config,
             plan.prepared,
@@ -168,9 +187,10 @@ def run_search(
             callbacks,
             on_trial,
         )
+        budget = Budget(plan.config.search.time_budget_s, time.perf_counter() - tuner_started)
         if tracker is not None:
-            _close_trial_runs(tracker, writer, trials)
-        if len(trials) < plan.expected:
+            _close_trial_runs(tracker, writer, trials, budget)
+        if len(trials) < plan.expected and not budget.spent:
             raise SearchInterrupted(
                 f"search '{plan.name}' was interrupted after {len(trials)} of {plan.expected} "
                 f"trials; continue it with: automl search --resume {plan.name}"
@@ -187,16 +207,23 @@ def run_search(
         *(plan.name, str(plan.exp_dir), plan.config.search.algorithm, plan.metric, plan.mode),
         *(plan.config, plan.run, trials, best, best_config, refit_result),
         wall_s=time.perf_counter() - started,
+        budget=budget,
         tracking_s=writer.seconds if writer is not None else 0.0,
         tracking_cpu_s=writer.cpu_seconds if writer is not None else 0.0,
     )
 
 
-def _close_trial_runs(tracker: SearchTracker, writer: TrialRunWriter, trials: list) -> None:
-    """Trial runs left open end as Tune ended their trials; tracking failures are tagged."""
+def _close_trial_runs(
+    tracker: SearchTracker, writer: TrialRunWriter, trials: list, budget: Budget
+) -> None:
+    """Trial runs left open end as Tune ended their trials; tracking failures are tagged; the
+    parent run records the time the trials used against their budget."""
     tracker.close_open_trials({t.trial_id: (t.status, t.error) for t in trials})
     if writer.errors:
         tracker.set_tags({"automl.tracking_errors": "; ".join(writer.errors)})
+    if budget.seconds is not None:
+        tracker.log_metrics({"time_used_s": budget.used_s})
+        tracker.set_tags({"automl.budget_exhausted": str(budget.spent).lower()})
 
 
 def prepare_search(config: Config, name: str | None, storage: str | None) -> SearchPlan:

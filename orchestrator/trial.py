@@ -62,6 +62,27 @@ def epoch_row(metrics: dict[str, Any]) -> tuple[int, dict[str, float]]:
     return int(metrics["epoch"]), values
 
 
+def trial_report(
+    metrics: dict[str, Any],
+    cv: Any,
+    pending: list[tuple[int, dict[str, float]]] | None,
+    keep_folds: bool,
+) -> dict[str, Any]:
+    """What a trial reports: the fold-mean ``metrics``; with tracking (``pending`` not None)
+    the epochs the driver has not had yet and, at the end, the CV result; at the end under the
+    fold ensemble, the fold models, pickled (the driver's FoldModels keeps the best trial's)."""
+    last = cv.result is not None
+    report = dict(metrics)
+    if pending is not None:
+        log: dict[str, Any] = {"epochs": pending}
+        if last:
+            log.update(cv=cv.result, class_names=cv.class_names)
+        report[RESULT_KEY] = log
+    if last and keep_folds:
+        report[FOLDS_KEY] = {"models": pickle.dumps(cv.ensemble().cpu_copy())}
+    return report
+
+
 def run_trial(
     point: dict[str, Any],
     *,
@@ -103,14 +124,8 @@ def run_trial(
             last = cv.result is not None
             if not (checkpointing or not throttled or last or time.monotonic() >= next_report):
                 continue
-            report = metrics
-            if tracking:
-                log: dict[str, Any] = {"epochs": pending}
-                if last:
-                    log.update(cv=cv.result, class_names=cv.class_names)
-                report, pending = {**metrics, RESULT_KEY: log}, []
-            if last and keep_folds:  # the driver's FoldModels keeps the best trial's
-                report = {**report, FOLDS_KEY: {"models": pickle.dumps(cv.ensemble().cpu_copy())}}
+            report = trial_report(metrics, cv, pending if tracking else None, keep_folds)
+            pending = []
             if checkpointing:
                 with tempfile.TemporaryDirectory() as folder:
                     cv.save_state(folder)

@@ -218,6 +218,8 @@ def _new_tuner(config, prepared, parsed, exp_dir, trainable, run_config, max_con
             scheduler=build_scheduler(config, search.metric, search.mode),
             num_samples=_num_samples(search, order),
             reuse_actors=True,
+            # no trial starts once it is spent; running ones stop with their last result kept
+            time_budget_s=search.time_budget_s,
         ),
         run_config=run_config,
     )
