@@ -278,15 +278,20 @@ def best(experiment, tracking_uri, json_path) -> None:
 @tracking_uri_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--experiment", help="Print the URL of this experiment's training runs.")
 @handle_errors
-def ui(tracking_uri, host, port) -> None:
+def ui(tracking_uri, host, port, experiment) -> None:
     """Start the MLflow UI on the project's tracking store."""
     import subprocess
 
-    from orchestrator.tracking import resolve_tracking_uri
+    from orchestrator.tracking import resolve_tracking_uri, runs_view_url
 
     uri = resolve_tracking_uri(tracking_uri)
     click.echo(f"MLflow UI for {uri} on http://{host}:{port}")
+    from orchestrator.tracking import experiment_ids
+
+    for found, name in sorted(experiment_ids(uri, experiment).items(), key=lambda kv: kv[1]):
+        click.echo(f"{name}: {runs_view_url(uri, found, f'http://{host}:{port}')}")
     cmd = [
         sys.executable,
         "-m",

@@ -96,6 +96,10 @@ def print_search_result(result: Any) -> None:
             click.echo(f"final model: the fold models as one; test: {test}")
         else:
             click.echo(f"refit on train+validation for {result.refit.epochs} epochs; test: {test}")
+    url = getattr(result, "runs_url", None)
+    if url:
+        local = url.startswith("http://127.0.0.1:5000/")
+        click.echo(f"MLflow runs: {url}" + (" (after automl ui)" if local else ""))
 
 
 def final_model_words(info: dict) -> str:

@@ -83,6 +83,7 @@ class SearchResult:
     refit: RefitResult | None
     wall_s: float
     budget: Budget | None = None
+    runs_url: str | None = None  # the experiment's training runs in the MLflow UI
     tracking_s: float = 0.0  # the driver's MLflow writer's busy time for the trials' runs
     tracking_cpu_s: float = 0.0  # the CPU time the writer's thread used for them
 
@@ -105,6 +106,7 @@ class SearchResult:
             "trials": [t.to_json() for t in self.trials],
             "wall_s": self.wall_s,
             "time_budget": self.budget.to_json() if self.budget is not None else None,
+            "mlflow_runs_url": self.runs_url,
         }
 
 
@@ -208,9 +210,18 @@ def run_search(
         *(plan.config, plan.run, trials, best, best_config, refit_result),
         wall_s=time.perf_counter() - started,
         budget=budget,
+        runs_url=_runs_url(tracker),
         tracking_s=writer.seconds if writer is not None else 0.0,
         tracking_cpu_s=writer.cpu_seconds if writer is not None else 0.0,
     )
+
+
+def _runs_url(tracker: SearchTracker | None) -> str | None:
+    if tracker is None or tracker.experiment_id is None:
+        return None
+    from orchestrator.tracking.keys import runs_view_url
+
+    return runs_view_url(tracker.tracking_uri, tracker.experiment_id)
 
 
 def _close_trial_runs(

@@ -232,3 +232,34 @@ def test_the_console_script_freezes_what_it_made_once_its_command_is_done():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "frozen at exit: True"
+
+
+def test_ui_prints_the_runs_view_of_each_experiment(tmp_path):
+    """``automl ui`` names each experiment's training-runs URL before the server starts."""
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    from tests.e2e_helpers import ROOT, free_port
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    from orchestrator.tracking import get_or_create_experiment
+
+    experiment_id = get_or_create_experiment(MlflowClient(uri), uri, "ui-exp")
+    tags = MlflowClient(uri).get_experiment(experiment_id).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    port = free_port()
+    cmd = [sys.executable, "-m", "orchestrator.cli", "ui", "--tracking-uri", uri]
+    cmd += ["--port", str(port), "--experiment", "ui-exp"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert lines[1].strip() == f"ui-exp: http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs"
+    missing = subprocess.run(
+        [*cmd[:-1], "nope"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert missing.returncode == 2 and "no experiment named 'nope'" in missing.stderr

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from orchestrator.search import run_search
+from orchestrator.tracking.keys import runs_view_url
 from tests.conftest import tiny_config
 from tests.e2e_helpers import ROOT, headless_chromium, mlflow_server, png_size
 from tests.test_tracking_fixtures import store_template  # noqa: F401  (a fixture)
@@ -102,9 +103,13 @@ def test_mlflow_ui_shows_search_and_serves_trial_artifacts(finished_search, ui_s
     trial_ids = sorted(t.trial_id for t in result.trials)
     assert len(trial_ids) == 2
 
+    # the search tags its experiment as model training, and prints where its runs are
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
+    assert result.runs_url.endswith(f"/#/experiments/{experiment.experiment_id}/runs")
+
     with headless_chromium(tmp_path) as driver:
-        # the experiment's runs table (its bare page opens MLflow 3's GenAI overview)
-        driver.get(f"{ui_server}/#/experiments/{experiment.experiment_id}/runs")
+        # the experiment's runs table, at the URL the command line prints (for this server)
+        driver.get(runs_view_url(uri, experiment.experiment_id, ui_server))
         wait_for(driver, lambda d: SEARCH in run_names(d), f"the search run '{SEARCH}'")
         assert driver.title.startswith("Runs")
         # child runs are folded under their parent: unfold it as a user would

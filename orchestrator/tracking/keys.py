@@ -35,3 +35,10 @@ def is_better(new: float | None, old: float | None, mode: str) -> bool:
     if old is None or not math.isfinite(old):
         return True
     return new > old if mode == "max" else new < old
+
+
+def runs_view_url(tracking_uri: str, experiment_id: str, ui: str = "http://127.0.0.1:5000") -> str:
+    """Where the experiment's training runs are in the MLflow UI: on the tracking server itself,
+    or (a local store) on ``automl ui``'s default address."""
+    base = tracking_uri if tracking_uri.startswith(("http://", "https://")) else ui
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"

@@ -32,6 +32,12 @@ def _experiment_ids(client: MlflowClient, experiment: str | None) -> dict[str, s
     return {found.experiment_id: found.name}
 
 
+def experiment_ids(tracking_uri: str | None, experiment: str | None = None) -> dict[str, str]:
+    """``{experiment id: name}`` of ``experiment``, or of every experiment in the store; an
+    unknown name is one line naming the known ones."""
+    return _experiment_ids(MlflowClient(resolve_tracking_uri(tracking_uri)), experiment)
+
+
 def _search_all(client: MlflowClient, ids: list[str], filter_string: str, order=None) -> list:
     runs, token = [], None
     while True:

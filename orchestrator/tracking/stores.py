@@ -144,14 +144,27 @@ def get_or_create_experiment(client: MlflowClient, tracking_uri: str, name: str)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return client.create_experiment(name, artifact_location(tracking_uri, name))
+            experiment_id = client.create_experiment(name, artifact_location(tracking_uri, name))
+            mark_model_training(client, experiment_id)
+            return experiment_id
         except MlflowException:  # created concurrently by another process
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
                 raise
     if experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
+    if EXPERIMENT_KIND not in experiment.tags:
+        mark_model_training(client, experiment.experiment_id)
     return experiment.experiment_id
+
+
+# the experiment tag MLflow 3's UI reads to open an experiment on its training runs rather than
+# on the GenAI overview (traces, evaluations)
+EXPERIMENT_KIND = "mlflow.experimentKind"
+
+
+def mark_model_training(client: MlflowClient, experiment_id: str) -> None:
+    client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, "custom_model_development")
 
 
 # --------------------------------------------------------------------------- small helpers
