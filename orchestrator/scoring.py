@@ -1,6 +1,8 @@
-"""Raw inputs for scoring: reading a prediction file and checking a request batch (no MLflow here).
+"""Raw inputs for scoring: shaping and checking a request batch, and reading a prediction file
+(no MLflow here).
 
-``serving.py`` wraps these for the pyfunc model, the REST server and ``automl predict``; the checks
+``serving.py`` wraps these for the pyfunc model, the REST server and ``automl predict``, and
+``signature.py`` infers a model's signature from a prepared input example; the checks
 raise :class:`~orchestrator.errors.DataError` with one line naming the problem, which the pyfunc
 turns into an HTTP 400.
 """
@@ -31,6 +33,80 @@ def raw_shape(preprocessor: Any, modality: str) -> tuple[int, ...] | None:
         )
         return (int(steps), int(feats)) if steps is not None and feats is not None else None
     return None
+
+
+def prepare_input(predictor: Any, model_input: Any) -> Any:
+    """Turn what a pyfunc/REST caller sends into what :meth:`Predictor.predict` accepts.
+
+    Tables take a DataFrame of raw rows (a dict or list of records becomes one). Images take
+    arrays of the fitted shape, or flattened rows that are reshaped to ``(N, H, W, C)``.
+    Sequences take ``(N, T, F)`` of any length ``T`` (NaN after each series' end), ``(N, T)``
+    for one feature, flattened rows, or a list of series of different lengths.
+    """
+    if predictor.modality == "table":
+        if isinstance(model_input, pd.DataFrame):
+            return model_input
+        if isinstance(model_input, dict):
+            return pd.DataFrame(model_input)
+        if isinstance(model_input, np.ndarray) and model_input.ndim == 2:
+            columns = getattr(predictor.preprocessor, "columns_", None)
+            if columns is not None and len(columns) == model_input.shape[1]:
+                return pd.DataFrame(model_input, columns=columns)
+        return pd.DataFrame(model_input)
+    if isinstance(model_input, pd.DataFrame):
+        array = model_input.to_numpy(dtype=np.float32, na_value=np.nan)
+    elif isinstance(model_input, dict) and len(model_input) == 1:
+        array = _array(next(iter(model_input.values())))
+    else:
+        array = _array(model_input)
+    shape = raw_shape(predictor.preprocessor, predictor.modality)
+    if shape is None or array.shape[1:] == shape:
+        return array
+    if predictor.modality == "sequence":
+        return _sequences(array, n_features=shape[1])
+    size = int(np.prod(shape))
+    if array.size % size:
+        raise ValueError(
+            f"{predictor.modality} input must have {size} values per sample (shape {shape}), "
+            f"got an array of shape {array.shape}"
+        )
+    return array.reshape(-1, *shape)
+
+
+def _array(values: Any) -> np.ndarray:
+    """``values`` as float32; a list of sequences of different lengths is padded with NaN."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return values.astype(np.float32, copy=False)
+    if isinstance(values, (list, tuple, np.ndarray)) and len(values):
+        items = [np.asarray(v, dtype=np.float32) for v in values]
+        if len({item.shape for item in items}) > 1 and all(item.ndim >= 1 for item in items):
+            steps = max(item.shape[0] for item in items)
+            rest = items[0].shape[1:]
+            out = np.full((len(items), steps, *rest), np.nan, dtype=np.float32)
+            for i, item in enumerate(items):
+                if item.shape[1:] != rest:
+                    raise ValueError(
+                        f"sequence {i} has shape {item.shape}; every step needs the same "
+                        f"features, {rest}"
+                    )
+                out[i, : item.shape[0]] = item
+            return out
+    return np.asarray(values, dtype=np.float32)
+
+
+def _sequences(array: np.ndarray, n_features: int) -> np.ndarray:
+    """Sequence input of any length as ``(N, T, F)``: ``(N, T, F)`` as is, ``(N, T)`` when there
+    is one feature, flattened rows ``(N, T * F)`` otherwise, and one series ``(T,)``."""
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim == 2:
+        if array.shape[1] % n_features:
+            raise ValueError(
+                f"sequence rows must hold T steps of {n_features} features (a multiple of "
+                f"{n_features} values), got {array.shape[1]} values"
+            )
+        return array.reshape(array.shape[0], -1, n_features)
+    return array
 
 
 def _names(items: Any) -> str:

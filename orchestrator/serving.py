@@ -20,11 +20,20 @@ import mlflow
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-from mlflow.models import ModelSignature, infer_signature
-from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
 from orchestrator.errors import AutoMLError, DataError, ModelError
-from orchestrator.scoring import check_batch, raw_shape, read_prediction_input
+from orchestrator.scoring import (  # noqa: F401  (prepare_input re-exported: serving was its home)
+    check_batch,
+    prepare_input,
+    raw_shape,
+    read_prediction_input,
+)
+from orchestrator.signature import (  # noqa: F401  (re-exported: serving was their home)
+    MLFLOW_TYPES,
+    predictor_signature,
+    raw_input_types,
+    table_input_schema,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CODE_PACKAGES = ("orchestrator", "models", "data")
@@ -34,80 +43,6 @@ PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 _raw_shape = raw_shape  # the name tests and older callers use
-
-
-def prepare_input(predictor: Any, model_input: Any) -> Any:
-    """Turn what a pyfunc/REST caller sends into what :meth:`Predictor.predict` accepts.
-
-    Tables take a DataFrame of raw rows (a dict or list of records becomes one). Images take
-    arrays of the fitted shape, or flattened rows that are reshaped to ``(N, H, W, C)``.
-    Sequences take ``(N, T, F)`` of any length ``T`` (NaN after each series' end), ``(N, T)``
-    for one feature, flattened rows, or a list of series of different lengths.
-    """
-    if predictor.modality == "table":
-        if isinstance(model_input, pd.DataFrame):
-            return model_input
-        if isinstance(model_input, dict):
-            return pd.DataFrame(model_input)
-        if isinstance(model_input, np.ndarray) and model_input.ndim == 2:
-            columns = getattr(predictor.preprocessor, "columns_", None)
-            if columns is not None and len(columns) == model_input.shape[1]:
-                return pd.DataFrame(model_input, columns=columns)
-        return pd.DataFrame(model_input)
-    if isinstance(model_input, pd.DataFrame):
-        array = model_input.to_numpy(dtype=np.float32, na_value=np.nan)
-    elif isinstance(model_input, dict) and len(model_input) == 1:
-        array = _array(next(iter(model_input.values())))
-    else:
-        array = _array(model_input)
-    shape = _raw_shape(predictor.preprocessor, predictor.modality)
-    if shape is None or array.shape[1:] == shape:
-        return array
-    if predictor.modality == "sequence":
-        return _sequences(array, n_features=shape[1])
-    size = int(np.prod(shape))
-    if array.size % size:
-        raise ValueError(
-            f"{predictor.modality} input must have {size} values per sample (shape {shape}), "
-            f"got an array of shape {array.shape}"
-        )
-    return array.reshape(-1, *shape)
-
-
-def _array(values: Any) -> np.ndarray:
-    """``values`` as float32; a list of sequences of different lengths is padded with NaN."""
-    if isinstance(values, np.ndarray) and values.dtype != object:
-        return values.astype(np.float32, copy=False)
-    if isinstance(values, (list, tuple, np.ndarray)) and len(values):
-        items = [np.asarray(v, dtype=np.float32) for v in values]
-        if len({item.shape for item in items}) > 1 and all(item.ndim >= 1 for item in items):
-            steps = max(item.shape[0] for item in items)
-            rest = items[0].shape[1:]
-            out = np.full((len(items), steps, *rest), np.nan, dtype=np.float32)
-            for i, item in enumerate(items):
-                if item.shape[1:] != rest:
-                    raise ValueError(
-                        f"sequence {i} has shape {item.shape}; every step needs the same "
-                        f"features, {rest}"
-                    )
-                out[i, : item.shape[0]] = item
-            return out
-    return np.asarray(values, dtype=np.float32)
-
-
-def _sequences(array: np.ndarray, n_features: int) -> np.ndarray:
-    """Sequence input of any length as ``(N, T, F)``: ``(N, T, F)`` as is, ``(N, T)`` when there
-    is one feature, flattened rows ``(N, T * F)`` otherwise, and one series ``(T,)``."""
-    if array.ndim == 1:
-        array = array[None, :]
-    if array.ndim == 2:
-        if array.shape[1] % n_features:
-            raise ValueError(
-                f"sequence rows must hold T steps of {n_features} features (a multiple of "
-                f"{n_features} values), got {array.shape[1]} values"
-            )
-        return array.reshape(array.shape[0], -1, n_features)
-    return array
 
 
 class PredictorModel(mlflow.pyfunc.PythonModel):
@@ -173,54 +108,6 @@ def pip_requirements() -> list[str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-# MLflow's names for the raw column types, by numpy kind; every other column reads as string
-MLFLOW_TYPES = {"i": "long", "u": "long", "f": "double", "b": "boolean", "M": "datetime"}
-
-
-def raw_input_types(predictor: Any) -> dict[str, str]:
-    """Each input column's type in MLflow's words, from the dtype pandas read it with in
-    training: int64 is ``long``, float64 ``double``, bool ``boolean``, text ``string``."""
-    read = getattr(predictor, "input_types", None) or {}
-    out = {}
-    for column in getattr(predictor.preprocessor, "columns_", []):
-        dtype = read.get(str(column), "object")
-        try:
-            kind = np.dtype(dtype).kind
-        except TypeError:  # pandas extension dtypes: Int64, boolean, string, category
-            kind = {"Int": "i", "UIn": "u", "Flo": "f", "boo": "b"}.get(str(dtype)[:3], "O")
-        out[str(column)] = MLFLOW_TYPES.get(kind, "string")
-    return out
-
-
-def table_input_schema(preprocessor: Any) -> Schema:
-    """The raw columns, in order; those with missing values in training are optional.
-
-    Every column is typed ``Any``: MLflow's schema enforcement refuses int64 for a double column,
-    float (an int column with a gap) for a long one, bool for either, and category for string,
-    while the preprocessing reads all of them. The types as read in training are in the model's
-    metadata (``input_types``, :func:`raw_input_types`).
-    """
-    optional = set(getattr(preprocessor, "optional_columns_", ()))
-    return Schema(
-        [ColSpec(AnyType(), str(c), required=c not in optional) for c in preprocessor.columns_]
-    )
-
-
-def predictor_signature(predictor: Any, input_example: Any) -> ModelSignature:
-    """Signature: the raw input (table columns; sequences ``(N, T, F)`` of any ``T``) and the
-    prediction frame inferred from the example's prediction."""
-    prepared = prepare_input(predictor, input_example)
-    output = predictor.predict(prepared)
-    outputs = infer_signature(np.zeros(1), output).outputs
-    if predictor.modality == "table":
-        return ModelSignature(table_input_schema(predictor.preprocessor), outputs)
-    if predictor.modality == "sequence":
-        n_features = int(predictor.preprocessor.n_features_)
-        spec = TensorSpec(np.dtype(np.float32), (-1, -1, n_features))
-        return ModelSignature(Schema([spec]), outputs)
-    return infer_signature(np.asarray(prepared, dtype=np.float32), output)
 
 
 @contextlib.contextmanager

@@ -87,7 +87,7 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
 def quiet_schema_hints() -> Iterator[None]:
     """Without MLflow's hint that integer columns cannot hold missing values, printed whenever it
     infers a schema from integer data (every digits search). Nothing to act on here: a model's
-    signature types its table columns Any (``serving.table_input_schema``), and a dataset
+    signature types its table columns Any (``signature.table_input_schema``), and a dataset
     record's schema only describes the training data."""
     with warnings.catch_warnings():
         warnings.filterwarnings(
