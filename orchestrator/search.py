@@ -179,15 +179,8 @@ def run_search(
     try:
         tuner_started = time.perf_counter()
         trials = run_tuner(
-            plan.config,
-            plan.prepared,
-            plan.parsed,
-            plan.name,
-            plan.exp_dir,
-            resume,
-            writer,
-            callbacks,
-            on_trial,
+            *(plan.config, plan.prepared, plan.parsed, plan.name, plan.exp_dir),
+            *(resume, writer, callbacks, on_trial),
         )
         budget = Budget(plan.config.search.time_budget_s, time.perf_counter() - tuner_started)
         if tracker is not None:
