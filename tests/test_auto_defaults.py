@@ -125,3 +125,34 @@ def test_series_norm_off_keeps_levels():
     on = SequencePreprocessor(series_norm="on").fit(X).transform(X)
     off = SequencePreprocessor(series_norm="off").fit(X).transform(X)
     assert np.allclose(on, 0.0) and not np.allclose(off[0], off[1])
+
+
+@pytest.mark.parametrize(
+    ("modality", "steps", "family"),
+    [
+        ("sequence", 8, "resnet1d"),
+        ("sequence", 40, "resnet1d"),  # within resnet1d's receptive field
+        ("sequence", 41, "inception"),  # longer: InceptionTime's longer kernels
+        ("sequence", 500, "inception"),
+        ("table", None, "fnn"),
+        ("image", None, "cnn"),
+    ],
+)
+def test_model_auto_picks_the_family_by_modality_and_series_length(modality, steps, family):
+    from orchestrator.pipeline import resolve_family
+
+    assert resolve_family("auto", modality, steps) == family
+    assert resolve_family("gru", "sequence", steps) == "gru"  # an explicit family is kept
+
+
+def test_a_long_series_file_gets_inception_and_says_why(tmp_path):
+    from orchestrator.pipeline import prepare_run
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "long.npz"
+    np.savez(path, X=rng.normal(size=(40, 120, 1)).astype(np.float32), y=rng.integers(0, 2, 40))
+    run = prepare_run(apply_overrides(Config(), {"data.source": str(path)}))
+    assert run.prepared.family == "inception"
+    assert "model auto: sequence data, series of up to 120 steps, so family 'inception'" in (
+        run.notes
+    )
