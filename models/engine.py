@@ -59,7 +59,7 @@ class Trainer:
         self.loss_name = resolve_loss(task, training_cfg.loss)
         self.device = resolve_device(device or training_cfg.device)
         # mixed precision (training.precision): autocast's dtype, and fp16's loss scaler
-        self.amp_dtype = amp_dtype(getattr(training_cfg, "precision", "fp32"), self.device)
+        self.amp_dtype = amp_dtype(training_cfg.precision, self.device)
         self.scaler = (
             torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         )

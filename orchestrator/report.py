@@ -68,7 +68,7 @@ def print_search_result(result: Any) -> None:
         f"search {result.name}: {result.algorithm}, {len(result.trials)} trials, "
         f"metric {result.metric} ({result.mode}), {result.wall_s:.1f} s"
     )
-    budget = getattr(result, "budget", None)
+    budget = result.budget
     if budget is not None and budget.seconds is not None:
         ended = "it ended the search" if budget.spent else "not reached"
         click.echo(
@@ -96,7 +96,7 @@ def print_search_result(result: Any) -> None:
             click.echo(f"final model: the fold models as one; test: {test}")
         else:
             click.echo(f"refit on train+validation for {result.refit.epochs} epochs; test: {test}")
-    url = getattr(result, "runs_url", None)
+    url = result.runs_url
     if url:
         local = url.startswith("http://127.0.0.1:5000/")
         click.echo(f"MLflow runs: {url}" + (" (after automl ui)" if local else ""))
