@@ -51,8 +51,9 @@ class Config(Section):
     tracking: TrackingConfig = TrackingConfig()
 
     def flat(self) -> dict[str, Any]:
-        """Dotted keys to leaf values (``training.optimizer.lr``), skipping the search space."""
-        return flatten(self.model_dump(exclude={"search": {"space"}}))
+        """Dotted keys to leaf values (``training.optimizer.lr``), skipping the search space
+        (``search.space`` and ``search.space_by_family``)."""
+        return flatten(self.model_dump(exclude={"search": {"space", "space_by_family"}}))
 
 
 def uses_fold_ensemble(config: Config) -> bool:

@@ -309,11 +309,54 @@ class SearchConfig(Section):
         "their last results kept, and the final model follows; none: no limit",
     )
     space: dict[str, Any] = {}
+    space_by_family: dict[str, dict[str, Any]] = Field(
+        {},
+        description="where model.family is searched: each family's own keys, searched only in "
+        "its trials (family -> {key: distribution}); a searched family without an entry gets "
+        "its default keys, {} none",
+    )
+    metrics: list[str] = Field(
+        [],
+        description="two objectives instead of search.metric, e.g. [val_accuracy, predict_ms]: "
+        "the result is their Pareto front (predict_ms: milliseconds for the final model's "
+        "networks to score 64 rows; n_params: parameters of one network); bayes then uses "
+        "Optuna's multi-objective TPE",
+    )
+    modes: list[Literal["min", "max"]] = Field(
+        [], description="the direction of each of search.metrics; [] : from the metrics' names"
+    )
+    pick: Literal["tradeoff", "first", "second"] = Field(
+        "tradeoff",
+        description="the model taken from a Pareto front: tradeoff = the best second metric "
+        "among trials within search.pick_tolerance of the best first metric; first or second = "
+        "the best by that metric",
+    )
+    pick_tolerance: float = Field(
+        0.005,
+        ge=0,
+        description="how far below the best first metric tradeoff looks (0.005: half a point "
+        "of accuracy)",
+    )
+    warm_start: str | None = Field(
+        None,
+        description="an earlier search's MLflow experiment: its finished trials on the same "
+        "data (same dataset digest) seed a bayes search and are not run again",
+    )
     storage_path: str = Field(
         "ray_results",
         description="folder of Ray Tune's experiment folders (one per search: trial results, "
         "checkpoints, what --resume reads); the --storage flag overrides it",
     )
+
+    @model_validator(mode="after")
+    def _objectives(self) -> SearchConfig:
+        if self.metrics and len(self.metrics) != 2:
+            raise ValueError(f"search.metrics takes two objectives, got {len(self.metrics)}")
+        if self.modes and len(self.modes) != len(self.metrics):
+            raise ValueError(
+                "search.modes needs one direction (min or max) per search.metrics entry"
+            )
+        return self
 
     @field_validator("time_budget_s", mode="before")
     @classmethod

@@ -25,15 +25,9 @@ BY_FAMILY: dict[str, dict[str, dict[str, Any]]] = {
 }
 # model: auto searches these families where the data's modality has more than one good one.
 # Sequences: the two deep classifiers that lead the UCR/UEA benchmarks (Ismail Fawaz et al.,
-# 2019 and 2020), and the temporal CNN, the cheapest. Keys that only one family reads are
-# sampled for every trial and ignored by the others.
+# 2019 and 2020), and the temporal CNN, the cheapest. Each family's trials search its own keys
+# (BY_FAMILY) besides the shared ones: a conditional space.
 AUTO_FAMILIES: dict[str, list[str]] = {"sequence": ["resnet1d", "inception", "cnn1d"]}
-FAMILY_KEYS: dict[str, dict[str, Any]] = {
-    "sequence": {
-        "model.channels": {"choice": [[32, 64, 64], [64, 128, 128]]},  # resnet1d, cnn1d
-        "model.depth": {"choice": [3, 6]},  # inception
-    }
-}
 GRID: dict[str, dict[str, Any]] = {
     "training.optimizer.lr": {"grid": [1.0e-3, 3.0e-3]},
     "model.dropout": {"grid": [0.0, 0.2]},
@@ -43,22 +37,44 @@ GRID: dict[str, dict[str, Any]] = {
 def default_space(config: Config, family: str, modality: str) -> dict[str, dict[str, Any]]:
     """The space searched when ``search.space`` is empty (finite under grid)."""
     searched = config.model.family == "auto" and modality in AUTO_FAMILIES
-    if config.search.algorithm == "grid":
-        space = dict(GRID)
-        if searched:
-            space["model.family"] = {"grid": AUTO_FAMILIES[modality]}
-        return space
+    space = dict(GRID) if config.search.algorithm == "grid" else dict(SHARED)
     if searched:
-        return {
-            "model.family": {"choice": AUTO_FAMILIES[modality]},
-            **SHARED,
-            **FAMILY_KEYS[modality],
-        }
-    return {**SHARED, **BY_FAMILY.get(family, {})}
+        kind = "grid" if config.search.algorithm == "grid" else "choice"
+        return {"model.family": {kind: AUTO_FAMILIES[modality]}, **space}
+    if config.search.algorithm == "grid":
+        return space
+    return {**space, **BY_FAMILY.get(family, {})}
 
 
 def with_default_space(config: Config, family: str, modality: str = "table") -> Config:
-    """Fill an empty ``search.space`` with :func:`default_space`."""
-    if config.search.space:
+    """Fill an empty ``search.space`` with :func:`default_space`, and give each searched
+    family without its own entry in ``search.space_by_family`` its default keys (none in the
+    default grid, which stays small)."""
+    if not config.search.space:
+        space = default_space(config, family, modality)
+        config = apply_overrides(config, {"search.space": space})
+        if config.search.algorithm == "grid":
+            families = searched(config)
+            config = apply_overrides(
+                config, {"search.space_by_family": dict.fromkeys(families, {})}
+            )
+    families = searched(config)
+    given = config.search.space_by_family
+    missing = [f for f in families if f not in given]
+    if not missing:
         return config
-    return apply_overrides(config, {"search.space": default_space(config, family, modality)})
+    shared = config.search.space  # a key searched for every family is not one family's own
+    own = {f: {k: v for k, v in BY_FAMILY.get(f, {}).items() if k not in shared} for f in missing}
+    filled = {**given, **own}
+    return apply_overrides(config, {"search.space_by_family": filled})
+
+
+def searched(config: Config) -> list[str]:
+    """The families ``search.space`` searches through ``model.family`` (choice or grid)."""
+    entry = config.search.space.get("model.family")
+    if not isinstance(entry, dict) or len(entry) != 1:
+        return []
+    kind, options = next(iter(entry.items()))
+    if kind not in ("choice", "grid") or not isinstance(options, list):
+        return []
+    return [o for o in options if isinstance(o, str)]

@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -29,7 +30,7 @@ from orchestrator import raycluster
 from orchestrator.errors import ClusterError
 from orchestrator.outer_run import stash_outer_run_id
 from orchestrator.space import decode_point
-from orchestrator.trials import TrialSummary, error_line
+from orchestrator.trials import TrialSummary, dominates, error_line, objective_key
 
 # the tracking payload of a trial's report (``orchestrator.trial``); TrialEvents empties it
 # before Tune stores the result
@@ -258,31 +259,75 @@ class TrialEvents(tune.Callback):
 
 
 class TrialPrinter(tune.Callback):
-    """Hands each finished trial to ``on_trial`` (the command line prints a row)."""
+    """Hands the trials' events, on the driver, to the command line's view ``on_trial``.
+
+    Each finished trial goes to ``on_trial(summary)`` as a :class:`TrialSummary` (TERMINATED,
+    STOPPED early by the scheduler or the time budget, or ERROR); a view that has them also gets
+    ``search_started(total_trials)``, ``trial_started(trial_id, overrides)`` and
+    ``trial_result(trial_id, result)`` (the metrics of each report). Only what the driver
+    already holds: no trial waits for a view (``orchestrator.progress``).
+
+    Tune pickles its callbacks with the experiment and a resumed search gets them back from
+    there: this one pickles as "the latest printer made in this process" (``run_tuner`` makes
+    one before a restore), never as the view, which holds a terminal and a thread.
+    """
+
+    _latest: weakref.ref[TrialPrinter] | None = None
 
     def __init__(self, on_trial: Callable[[TrialSummary], None] | None) -> None:
         self.on_trial = on_trial
+        TrialPrinter._latest = weakref.ref(self)
+
+    def __reduce__(self):
+        return (TrialPrinter.current, ())
+
+    @classmethod
+    def current(cls) -> TrialPrinter:
+        """The latest printer made in this process (what a pickled one becomes)."""
+        latest = cls._latest() if cls._latest is not None else None
+        return latest if latest is not None else cls(None)
+
+    def _tell(self, event: str, *args: Any) -> None:
+        handler = getattr(self.on_trial, event, None)
+        if handler is not None:
+            handler(*args)
+
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
+        self._tell("search_started", total_num_samples)
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._tell("trial_started", trial.trial_id, decode_point(dict(trial.config)))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self._tell("trial_result", trial.trial_id, result)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         if self.on_trial is not None:
-            self.on_trial(_live_summary(trial, "TERMINATED"))
+            self.on_trial(_live_summary(trial, failed=False))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         if self.on_trial is not None:
-            self.on_trial(_live_summary(trial, "ERROR"))
+            self.on_trial(_live_summary(trial, failed=True))
 
 
-def _live_summary(trial, status: str) -> TrialSummary:
+def _live_summary(trial, failed: bool) -> TrialSummary:
+    """A trial as Tune ended it, from its last result, as ``trials.summarize`` reads a finished
+    search's: a trial that ran to its end reported ``refit_epochs``; one stopped before that
+    (by the scheduler or the time budget) did not."""
     metrics = dict(trial.last_result or {})
     cv = {
-        k[4:]: {"mean": v, "std": metrics.get(f"cv_{k[4:]}_std"), "per_fold": []}
+        k[3:-5]: {"mean": v, "std": metrics.get(f"{k[:-5]}_std"), "per_fold": []}
+        for k, v in metrics.items()
+        if k.startswith("cv_") and k.endswith("_mean")
+    } or {
+        k[4:]: {"mean": v, "std": None, "per_fold": []}
         for k, v in metrics.items()
         if k.startswith("val_")
     }
-    error = None
-    if status == "ERROR":
-        error = (getattr(trial, "error_msg", None) or "").strip().splitlines()[-1:] or None
-        error = error[0] if error else "failed"
+    if failed:
+        status, error = "ERROR", trial_error(trial)
+    else:
+        status, error = ("TERMINATED" if "refit_epochs" in metrics else "STOPPED"), None
     return TrialSummary(
         trial.trial_id,
         status,
@@ -320,27 +365,28 @@ class FoldModels(tune.Callback):
     Under ``search.refit: folds`` a trial's last report carries its k fold models, pickled,
     under :data:`FOLDS_KEY` (``{"models": bytes}``). They are taken out of the result here, as
     :class:`TrialEvents` does with its payload, so Tune's result files never see them, and kept
-    as ``<trial_id>.pkl`` while that trial is (tied for) the best by ``cv_<metric>_mean``. The
-    folder is the search's own, so a resumed search still has the models of the trials it does
-    not re-run.
+    as ``<trial_id>.pkl`` while no other trial beats that trial on every objective (one: it is
+    tied for the best by ``cv_<metric>_mean``; two: it is on the Pareto front so far, from
+    which ``search.pick`` chooses at the end). The folder is the search's own, so a resumed
+    search still has the models of the trials it does not re-run.
     """
 
-    def __init__(self, folder: Path, metric: str, mode: str) -> None:
+    def __init__(self, folder: Path, objectives: Any) -> None:
         self.folder = folder
-        self.key = f"cv_{metric.removeprefix('val_')}_mean"
-        self.sign = 1.0 if mode == "max" else -1.0
-        self.kept: dict[str, float] = {}  # trial id -> signed score, all tied for the best
+        self.keys = [objective_key(m) for m in objectives.metrics]
+        self.signs = [1.0 if mode == "max" else -1.0 for mode in objectives.modes]
+        self.kept: dict[str, tuple[float, ...]] = {}  # trial id -> signed scores, undominated
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         box = result.get(FOLDS_KEY)
         if not isinstance(box, dict) or "models" not in box:
             return
         blob = box.pop("models")
-        score = result.get(self.key)
-        if not isinstance(score, int | float) or score != score:
+        scores = [result.get(key) for key in self.keys]
+        if not all(isinstance(v, int | float) and v == v for v in scores):
             return
-        score = self.sign * float(score)
-        if self.kept and score < max(self.kept.values()):
+        score = tuple(sign * float(v) for sign, v in zip(self.signs, scores, strict=True))
+        if any(dominates(kept, score) for kept in self.kept.values()):
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{trial.trial_id}.pkl"
@@ -349,6 +395,6 @@ class FoldModels(tune.Callback):
         part.replace(path)
         self.kept[trial.trial_id] = score
         for trial_id, kept in list(self.kept.items()):
-            if kept < score:
+            if dominates(score, kept):
                 (self.folder / f"{trial_id}.pkl").unlink(missing_ok=True)
                 del self.kept[trial_id]

@@ -39,9 +39,17 @@ from orchestrator.pipeline import (
 )
 from orchestrator.predictor import FoldEnsemble
 from orchestrator.ray_adapter import ensure_ray
-from orchestrator.space import expected_trials, validate_space
-from orchestrator.trials import TrialSummary, best_epochs, pick_best
-from orchestrator.tuner import CONFIG_FILE, fold_models_dir, run_tuner
+from orchestrator.searchers import WarmTrial
+from orchestrator.searchresult import Budget, SearchResult
+from orchestrator.space import SearchSpace
+from orchestrator.trials import (
+    TrialSummary,
+    best_epochs,
+    pareto_front,
+    pick_best,
+    pick_from_front,
+)
+from orchestrator.tuner import CONFIG_FILE, fold_models_dir, objectives, run_tuner
 
 if TYPE_CHECKING:
     from orchestrator.tracking import SearchTracker
@@ -53,74 +61,17 @@ class SearchInterrupted(AutoMLError):
 
 
 @dataclass
-class Budget:
-    """The trials' time budget (``search.time_budget_s``) and the time they took."""
-
-    seconds: float | None
-    used_s: float
-
-    @property
-    def spent(self) -> bool:
-        """Whether the budget ended the search (Tune stops within a moment of it)."""
-        return self.seconds is not None and self.used_s >= self.seconds - 1.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "used_s": round(self.used_s, 1), "spent": self.spent}
-
-
-@dataclass
-class SearchResult:
-    name: str
-    path: str
-    algorithm: str
-    metric: str
-    mode: str
-    config: Config
-    run: PreparedRun
-    trials: list[TrialSummary]
-    best: TrialSummary | None
-    best_config: Config | None
-    refit: RefitResult | None
-    wall_s: float
-    budget: Budget | None = None
-    runs_url: str | None = None  # the experiment's training runs in the MLflow UI
-    tracking_s: float = 0.0  # the driver's MLflow writer's busy time for the trials' runs
-    tracking_cpu_s: float = 0.0  # the CPU time the writer's thread used for them
-
-    def to_json(self) -> dict[str, Any]:
-        best = None
-        if self.best is not None:
-            best = {
-                "trial_id": self.best.trial_id,
-                "config": self.best.config,
-                "cv": self.best.cv,
-                "test": self.refit.test_metrics if self.refit else None,
-            }
-        return {
-            "name": self.name,
-            "algorithm": self.algorithm,
-            "metric": self.metric,
-            "mode": self.mode,
-            "num_trials": len(self.trials),
-            "best": best,
-            "trials": [t.to_json() for t in self.trials],
-            "wall_s": self.wall_s,
-            "time_budget": self.budget.to_json() if self.budget is not None else None,
-            "mlflow_runs_url": self.runs_url,
-        }
-
-
-@dataclass
 class SearchPlan:
     """What a search runs: the resolved config, the prepared data and where Tune keeps it."""
 
     config: Config  # with the default space, the metric and the mode filled in
     run: PreparedRun
     prepared: PreparedData  # what the trials get (folds fitted here unless the space varies them)
-    parsed: dict
+    space: SearchSpace
     name: str
     exp_dir: Path
     expected: int  # trials the finished search has
+    warm: list[WarmTrial] = dataclasses.field(default_factory=list)  # --warm-start's trials
 
     @property
     def metric(self) -> str:
@@ -179,8 +130,9 @@ def run_search(
     try:
         tuner_started = time.perf_counter()
         trials = run_tuner(
-            *(plan.config, plan.prepared, plan.parsed, plan.name, plan.exp_dir),
+            *(plan.config, plan.prepared, plan.space, plan.name, plan.exp_dir),
             *(resume, writer, callbacks, on_trial),
+            warm=plan.warm if not resume else None,
         )
         budget = Budget(plan.config.search.time_budget_s, time.perf_counter() - tuner_started)
         if tracker is not None:
@@ -190,7 +142,8 @@ def run_search(
                 f"search '{plan.name}' was interrupted after {len(trials)} of {plan.expected} "
                 f"trials; continue it with: automl search --resume {plan.name}"
             )
-        best, best_config, refit_result = refit_best(plan, trials, tracker, refit)
+        best, front = choose_best(plan, trials, tracker)
+        best_config, refit_result = refit_best(plan, best, tracker, refit)
     except BaseException as exc:  # an error or an interrupt: the parent never stays RUNNING
         if tracker is not None:
             killed = isinstance(exc, KeyboardInterrupt | SearchInterrupted)
@@ -198,6 +151,7 @@ def run_search(
         raise
     if tracker is not None:
         tracker.finish("FINISHED")
+    goal = objectives(plan.config)
     return SearchResult(
         *(plan.name, str(plan.exp_dir), plan.config.search.algorithm, plan.metric, plan.mode),
         *(plan.config, plan.run, trials, best, best_config, refit_result),
@@ -206,6 +160,8 @@ def run_search(
         runs_url=_runs_url(tracker),
         tracking_s=writer.seconds if writer is not None else 0.0,
         tracking_cpu_s=writer.cpu_seconds if writer is not None else 0.0,
+        objectives=list(zip(goal.metrics, goal.modes, strict=True)),
+        pareto=front,
     )
 
 
@@ -235,15 +191,57 @@ def prepare_search(config: Config, name: str | None, storage: str | None) -> Sea
     mode; split and fit the folds the trials share."""
     run = prepare_run(config)
     config = with_default_space(run.config, run.prepared.family, run.prepared.dataset.modality)
-    parsed = validate_space(config)
-    metric = config.search.metric or main_metric(run.prepared.task)
-    mode = config.search.mode or metric_mode(metric)
-    config = apply_overrides(config, {"search.metric": metric, "search.mode": mode})
+    space = SearchSpace.of(config)
+    config = with_objectives(config, run.prepared.task)
     name = name or config.tracking.experiment or time.strftime("search-%Y%m%d-%H%M%S")
     exp_dir = storage_root(storage or config.search.storage_path) / name
-    expected = expected_trials(parsed, config.search.algorithm, config.search.num_samples)
+    expected = space.expected_trials(config.search.algorithm, config.search.num_samples)
     prepared = trial_data(run.prepared, config)
-    return SearchPlan(config, run, prepared, parsed, name, exp_dir, expected)
+    warm = warm_trials(config, run, space) if config.search.warm_start else []
+    return SearchPlan(config, run, prepared, space, name, exp_dir, expected, warm)
+
+
+# objectives that are costs of the network rather than validation metrics
+COSTS = ("predict_ms", "n_params")
+
+
+def with_objectives(config: Config, task: str) -> Config:
+    """``search.metric`` and ``search.mode`` filled in (the first of two ``search.metrics``,
+    else the task's main metric) and ``search.modes`` for two."""
+    search = config.search
+    for metric in search.metrics:
+        if not metric.startswith("val_") and metric not in COSTS:
+            raise ConfigError(
+                f"search.metrics: '{metric}' is not an objective; use a validation metric "
+                f"(val_accuracy, val_f1, val_loss, val_r2, ...) or a cost: {', '.join(COSTS)}"
+            )
+    metric = search.metrics[0] if search.metrics else search.metric or main_metric(task)
+    mode = (search.modes or [None])[0] or search.mode or metric_mode(metric)
+    modes = list(search.modes) or ["min" if m in COSTS else metric_mode(m) for m in search.metrics]
+    return apply_overrides(
+        config, {"search.metric": metric, "search.mode": mode, "search.modes": modes}
+    )
+
+
+def warm_trials(config: Config, run: PreparedRun, space: SearchSpace) -> list[WarmTrial]:
+    """``search.warm_start``'s finished trials on the same data, as points of ``space``."""
+    if config.search.algorithm != "bayes":
+        raise ConfigError(
+            f"--warm-start seeds a bayes search; search.algorithm is "
+            f"'{config.search.algorithm}' (use --algorithm bayes)"
+        )
+    from orchestrator.tracking import describe_dataset
+    from orchestrator.tracking.warmstart import finished_trials
+
+    metrics = objectives(config).metrics
+    digest = describe_dataset(run)["digest"]
+    found = finished_trials(config.tracking.tracking_uri, config.search.warm_start, digest, metrics)
+    warm = []
+    for params, values in found:
+        point = space.point_of(params)
+        if point is not None:
+            warm.append(WarmTrial(point, values))
+    return warm
 
 
 def start_tracking(plan: SearchPlan, resume: bool) -> tuple[SearchTracker, TrialRunWriter]:
@@ -258,11 +256,15 @@ def start_tracking(plan: SearchPlan, resume: bool) -> tuple[SearchTracker, Trial
         config,
         plan.name,
         tags={
+            **_objectives_tag(config),
             "automl.family": run.prepared.family,
             "automl.task": run.prepared.task,
             "automl.ray_experiment": str(plan.exp_dir),
         },
-        params={"search.space": json.dumps(config.search.space)},
+        params={
+            "search.space": json.dumps(config.search.space),
+            **_family_spaces(config),
+        },
         dataset=describe_dataset(run),
         resume=resume,
         metric=plan.metric,
@@ -278,17 +280,54 @@ def start_tracking(plan: SearchPlan, resume: bool) -> tuple[SearchTracker, Trial
     return tracker, writer
 
 
+def choose_best(
+    plan: SearchPlan, trials: list[TrialSummary], tracker: SearchTracker | None
+) -> tuple[TrialSummary | None, list[TrialSummary] | None]:
+    """The best trial, and with two objectives their Pareto front (each trial's run tagged
+    ``pareto=true|false``) with the trial ``search.pick`` takes from it."""
+    goal, search = objectives(plan.config), plan.config.search
+    if not goal.multi:
+        return pick_best(trials, plan.metric, plan.mode), None
+    front = pareto_front(trials, goal.metrics, goal.modes)
+    best = pick_from_front(front, goal.metrics, goal.modes, search.pick, search.pick_tolerance)
+    if tracker is not None:
+        on_front = {t.trial_id for t in front}
+        tracker.tag_trials(
+            {t.trial_id: {"pareto": str(t.trial_id in on_front).lower()} for t in trials}
+        )
+        if best is not None:
+            tracker.set_tags({"automl.picked_trial": best.trial_id})
+    return best, front
+
+
+def _family_spaces(config: Config) -> dict[str, str]:
+    by_family = config.search.space_by_family
+    return {"search.space_by_family": json.dumps(by_family)} if by_family else {}
+
+
+def _objectives_tag(config: Config) -> dict[str, str]:
+    """``automl.objectives``: the two objectives, ``[[metric, mode], ...]`` (the report's)."""
+    goal = objectives(config)
+    if not goal.multi:
+        return {}
+    return {
+        "automl.objectives": json.dumps(
+            [list(p) for p in zip(goal.metrics, goal.modes, strict=True)]
+        )
+    }
+
+
 def refit_best(
-    plan: SearchPlan, trials: list[TrialSummary], tracker: SearchTracker | None, refit: bool
-) -> tuple[TrialSummary | None, Config | None, RefitResult | None]:
-    """The best trial, its config, and (with ``refit``) that config refit on all non-test data,
-    tested once and, with a tracker, logged as a model and registered."""
-    best = pick_best(trials, plan.metric, plan.mode)
+    plan: SearchPlan, best: TrialSummary | None, tracker: SearchTracker | None, refit: bool
+) -> tuple[Config | None, RefitResult | None]:
+    """``best``'s config and (with ``refit``) its final model: the trial's fold models, or
+    that config refit on all non-test data; tested once and, with a tracker, logged as a model
+    and registered."""
     if best is None:
-        return None, None, None
+        return None, None
     best_config = apply_overrides(plan.config, best.config)
     if not refit:
-        return best, best_config, None
+        return best_config, None
     ensemble = best_fold_models(plan, best, best_config)
     if ensemble is not None:
         with torch_threads(best_config.training.num_threads):
@@ -310,7 +349,7 @@ def refit_best(
             input_example=_input_example(plan.run),
             log_model=log_predictor,
         )
-    return best, best_config, result
+    return best_config, result
 
 
 def best_fold_models(

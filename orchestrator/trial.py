@@ -52,6 +52,36 @@ def trial_config(base_config: Config, point: dict[str, Any]) -> Config:
     return apply_overrides(base_config, decode_point(point))
 
 
+# objectives that are costs of the model rather than validation metrics (search.metrics)
+COST_METRICS = ("predict_ms", "n_params")
+COST_ROWS = 64  # predict_ms: the time to score this many rows
+
+
+def network_costs(cv: Any, members: int) -> dict[str, float]:
+    """``predict_ms``: milliseconds for the final model's ``members`` networks to score
+    ``COST_ROWS`` validation rows (the median of 5 passes after a warm-up, preprocessing
+    excluded); ``n_params``: one network's parameters. Both depend only on the architecture:
+    measured once, on fold 1's network."""
+    fold = cv.folds[0]
+    model = fold.trainer.model
+    data = fold.val if fold.val is not None else None
+    costs = {"n_params": float(sum(p.numel() for p in model.parameters()))}
+    if data is None or len(data) == 0:
+        return costs
+    batch = data.take(torch.arange(min(COST_ROWS, len(data)), device=data.x.device))
+    was_training = model.training
+    model.eval()
+    times = []
+    with torch.no_grad():
+        for _ in range(6):
+            start = time.perf_counter()
+            model(batch.x, batch.lengths)
+            times.append(time.perf_counter() - start)
+    model.train(was_training)
+    costs["predict_ms"] = 1000.0 * members * sorted(times[1:])[2]
+    return costs
+
+
 def epoch_row(metrics: dict[str, Any]) -> tuple[int, dict[str, float]]:
     """``(epoch, numeric metrics)`` of one epoch, as the driver's writer logs it."""
     values = {
@@ -113,8 +143,14 @@ def run_trial(
     next_report = time.monotonic() + REPORT_INTERVAL_S
     pending: list[tuple[int, dict[str, float]]] = []  # epochs the driver has not been sent
     last_good: dict[str, Any] = {}  # the latest epoch that passed the finiteness check
+    wants_costs = any(m in COST_METRICS for m in base_config.search.metrics)
+    costs: dict[str, float] | None = None
     try:
         for metrics in cv:
+            if wants_costs:
+                if costs is None:
+                    costs = network_costs(cv, len(cv.folds) if keep_folds else 1)
+                metrics = {**metrics, **costs}
             value = metrics.get(metric) if metric else None
             if value is not None and not math.isfinite(value):
                 raise TrainingError(f"{metric} became {value} at epoch {int(metrics['epoch'])}")

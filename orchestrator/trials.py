@@ -101,3 +101,65 @@ def pick_best(trials: list[TrialSummary], metric: str, mode: str) -> TrialSummar
 
 def best_epochs(trial: TrialSummary, config: Config) -> int:
     return int(trial.metrics.get("refit_epochs") or trial.epochs or config.training.epochs)
+
+
+# --------------------------------------------------------------------------- two objectives
+def objective_key(metric: str) -> str:
+    """Where a trial's final result holds an objective: ``cv_<name>_mean`` for a validation
+    metric, the key itself for a cost (``predict_ms``, ``n_params``)."""
+    return f"cv_{metric.removeprefix('val_')}_mean" if metric.startswith("val_") else metric
+
+
+def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Whether ``a`` is at least as good as ``b`` everywhere and better somewhere (larger is
+    better: the scores are signed)."""
+    pairs = list(zip(a, b, strict=True))
+    return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
+
+
+def objective_values(trial: TrialSummary, metrics: list[str]) -> list[float] | None:
+    """A finished trial's value of each objective; None where one is missing or not finite."""
+    if trial.status == "ERROR":
+        return None
+    values = []
+    for metric in metrics:
+        name = metric.removeprefix("val_")
+        value = trial.cv[name]["mean"] if name in trial.cv else trial.metrics.get(metric)
+        if not isinstance(value, int | float) or value != value:
+            return None
+        values.append(float(value))
+    return values
+
+
+def pareto_front(
+    trials: list[TrialSummary], metrics: list[str], modes: list[str]
+) -> list[TrialSummary]:
+    """The trials no other trial beats on every objective, in trial order (ties all kept)."""
+    signs = [1.0 if m == "max" else -1.0 for m in modes]
+    scored = []
+    for t in trials:
+        values = objective_values(t, metrics)
+        if values is not None:
+            scored.append((t, tuple(s * v for s, v in zip(signs, values, strict=True))))
+    return [t for t, a in scored if not any(dominates(b, a) for _, b in scored)]
+
+
+def pick_from_front(
+    front: list[TrialSummary], metrics: list[str], modes: list[str], pick: str, tolerance: float
+) -> TrialSummary | None:
+    """The trial ``search.pick`` takes from a Pareto front: ``first`` or ``second``, the best by
+    that objective; ``tradeoff``, the best second objective among the trials within
+    ``tolerance`` of the best first objective."""
+    if not front:
+        return None
+    signs = [1.0 if m == "max" else -1.0 for m in modes]
+
+    def signed(t: TrialSummary, i: int) -> float:
+        return signs[i] * (objective_values(t, metrics) or [0.0, 0.0])[i]
+
+    if pick in ("first", "second"):
+        i = 0 if pick == "first" else 1
+        return max(front, key=lambda t: (signed(t, i), signed(t, 1 - i)))
+    best_first = max(signed(t, 0) for t in front)
+    near = [t for t in front if signed(t, 0) >= best_first - tolerance]
+    return max(near, key=lambda t: (signed(t, 1), signed(t, 0)))

@@ -11,7 +11,6 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from ray import tune
 
@@ -25,54 +24,13 @@ from orchestrator.ray_adapter import (
     TrialPrinter,
     cluster_cpus,
 )
-from orchestrator.space import grid_points, grid_size, to_tune_space
+from orchestrator.searchers import Objectives, WarmTrial, build_searcher
+from orchestrator.space import SearchSpace, to_tune_space
 from orchestrator.trialorder import longest_first
 from orchestrator.trials import TrialSummary, summarize
 
 CONFIG_FILE = "automl_config.json"
 MAX_GRID_POINTS = 10_000
-
-
-def build_searcher(
-    config: Config,
-    metric: str,
-    mode: str,
-    max_concurrent: int,
-    grid_order: list[dict[str, Any]] | None = None,
-):
-    """Tune's searcher; ``grid_order``: a grid's points in the order its trials are to start
-    (every point once, as ``points_to_evaluate``; see ``orchestrator.trialorder``)."""
-    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
-
-    search = config.search
-    if search.algorithm in ("grid", "random"):
-        return BasicVariantGenerator(
-            points_to_evaluate=grid_order if search.algorithm == "grid" else None,
-            random_state=config.seed,
-            max_concurrent=max_concurrent,
-        )
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
-    if search.sampler == "gp":
-        sampler = optuna.samplers.GPSampler(seed=config.seed, n_startup_trials=_startup(search))
-    else:
-        sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=_startup(search))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    searcher = OptunaSearch(metric=metric, mode=mode, sampler=sampler)
-    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-
-
-def _num_samples(search, order: list | None) -> int:
-    """Tune's ``num_samples``: each point of a grid's order replaces one sample."""
-    if order:
-        return len(order)
-    return 1 if search.algorithm == "grid" else search.num_samples
-
-
-def _startup(search) -> int:
-    """Random start-up trials before the model-based sampler takes over."""
-    return max(2, min(10, search.num_samples // 3))
 
 
 def build_scheduler(config: Config, metric: str, mode: str):
@@ -127,13 +85,14 @@ def _no_default_loggers() -> Iterator[None]:
 def run_tuner(
     config: Config,
     prepared: PreparedData,
-    parsed: dict,
+    space: SearchSpace,
     name: str,
     exp_dir: Path,
     resume: bool,
     listener: TrialListener | None,
     callbacks: list | None,
     on_trial: Callable[[TrialSummary], None] | None,
+    warm: list[WarmTrial] | None = None,
 ) -> list[TrialSummary]:
     """Submit the trials to Ray Tune (or resume them) and summarise every trial, in creation
     order. ``listener`` gets every trial's events as plain values (the MLflow writer)."""
@@ -163,7 +122,7 @@ def run_tuner(
             )
         else:
             tuner = _new_tuner(
-                config, prepared, parsed, exp_dir, trainable, run_config, max_concurrent
+                config, prepared, space, exp_dir, trainable, run_config, max_concurrent, warm
             )
         grid = tuner.fit()
     trials = [summarize(result, config.training.epochs) for result in grid]
@@ -189,7 +148,7 @@ def _run_config(config, name, exp_dir, events, callbacks, on_trial) -> tune.RunC
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[
             *([events] if events is not None else []),
-            FoldModels(fold_models_dir(exp_dir), config.search.metric, config.search.mode),
+            FoldModels(fold_models_dir(exp_dir), objectives(config)),
             TrialPrinter(on_trial),
             *(callbacks or []),
             CSVLoggerCallback(),
@@ -199,24 +158,37 @@ def _run_config(config, name, exp_dir, events, callbacks, on_trial) -> tune.RunC
     )
 
 
-def _new_tuner(config, prepared, parsed, exp_dir, trainable, run_config, max_concurrent):
+def objectives(config: Config) -> Objectives:
+    """The search's objectives: ``search.metrics`` (two), else ``search.metric``; their modes
+    resolved (``prepare_search`` fills them in)."""
     search = config.search
-    if search.algorithm == "grid" and grid_size(parsed) > MAX_GRID_POINTS:
+    if search.metrics:
+        return Objectives(list(search.metrics), list(search.modes))
+    return Objectives([search.metric or ""], [search.mode or "max"])
+
+
+def _new_tuner(config, prepared, space, exp_dir, trainable, run_config, max_concurrent, warm):
+    search = config.search
+    if search.algorithm == "grid" and space.grid_size() > MAX_GRID_POINTS:
         raise ConfigError(
-            f"the grid has {grid_size(parsed)} points; at most {MAX_GRID_POINTS} allowed"
+            f"the grid has {space.grid_size()} points; at most {MAX_GRID_POINTS} allowed"
         )
     exp_dir.mkdir(parents=True, exist_ok=True)
     (exp_dir / CONFIG_FILE).write_text(json.dumps(config.model_dump(), indent=2))
     order = None
     if search.algorithm == "grid":  # the dearest trials first: none left alone at the end
-        order = longest_first(grid_points(parsed), config, prepared)
+        points = space.grid_points()
+        order = longest_first(points, config, prepared) or points
+    flat_random = search.algorithm == "random" and not space.by_family
+    searcher = build_searcher(config, space, objectives(config), max_concurrent, order, warm)
     return tune.Tuner(
         trainable,
-        param_space=to_tune_space(parsed, search.algorithm),
+        # Optuna's define-by-run and the grid's points need none: only Tune's random search
+        param_space=to_tune_space(space.parsed, "random") if flat_random else {},
         tune_config=tune.TuneConfig(
-            search_alg=build_searcher(config, search.metric, search.mode, max_concurrent, order),
+            search_alg=searcher,
             scheduler=build_scheduler(config, search.metric, search.mode),
-            num_samples=_num_samples(search, order),
+            num_samples=len(order) if order is not None else search.num_samples,
             reuse_actors=True,
             # no trial starts once it is spent; running ones stop with their last result kept
             time_budget_s=search.time_budget_s,

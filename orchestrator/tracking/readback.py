@@ -38,7 +38,7 @@ def experiment_ids(tracking_uri: str | None, experiment: str | None = None) -> d
     return _experiment_ids(MlflowClient(resolve_tracking_uri(tracking_uri)), experiment)
 
 
-def _search_all(client: MlflowClient, ids: list[str], filter_string: str, order=None) -> list:
+def search_all(client: MlflowClient, ids: list[str], filter_string: str, order=None) -> list:
     runs, token = [], None
     while True:
         page = client.search_runs(
@@ -82,11 +82,11 @@ def list_searches(tracking_uri: str | None = None, experiment: str | None = None
     ids = list(experiments)
     if not ids:
         return []
-    parents = _search_all(
+    parents = search_all(
         client, ids, f"tags.`{TAG_ROLE}` = 'search'", ["attributes.start_time DESC"]
     )
     children: dict[str, list] = {}
-    for run in _search_all(
+    for run in search_all(
         client, ids, f"tags.`{TAG_ROLE}` != 'search'", ["attributes.start_time ASC"]
     ):
         pid = run.data.tags.get(MLFLOW_PARENT_RUN_ID)

@@ -152,6 +152,18 @@ class SearchTracker:
     def set_tags(self, tags: dict[str, Any]) -> None:
         set_tags(self.client, self.parent_run_id, tags)
 
+    def tag_trials(self, tags: dict[str, dict[str, str]]) -> None:
+        """Set ``tags[trial id]`` on each of those trials' runs (e.g. ``pareto``)."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}'",
+            max_results=10_000,
+        )
+        for run in runs:
+            wanted = tags.get(run.data.tags.get(TAG_TRIAL, ""))
+            if wanted:
+                set_tags(self.client, run.info.run_id, wanted)
+
     def close_open_trials(self, outcome: dict[str, tuple[str, str | None]]) -> int:
         """End trial runs that a worker left RUNNING (Ray may stop a trial thread mid-log).
 

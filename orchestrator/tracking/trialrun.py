@@ -69,12 +69,17 @@ class TrialTracker:
         self.seconds = 0.0  # spent in this tracker's MLflow calls (benchmark B3)
 
     def start(
-        self, trial_id: str, params: Config | dict[str, Any], tags: dict[str, Any] | None = None
+        self,
+        trial_id: str,
+        params: Config | dict[str, Any],
+        tags: dict[str, Any] | None = None,
+        omit: set[str] | frozenset[str] = frozenset(),
     ) -> str:
         """Create the child run, or re-attach to this trial's run when a search is resumed.
 
         ``params`` is the trial's Config (its flat dotted keys become parameters and the whole
-        config ``config.json``) or a dict of parameters.
+        config ``config.json``) or a dict of parameters; the keys in ``omit`` are not logged
+        (a conditional space's keys that other families search).
         """
         started = time.perf_counter()
         client = self.client
@@ -91,6 +96,7 @@ class TrialTracker:
             flat, self._config = params.flat(), config_dict(params)
         else:
             flat, self._config = dict(params), dict(params)
+        flat = {k: v for k, v in flat.items() if k not in omit}
         if existing:
             self.run_id, logged = existing[0].info.run_id, existing[0].data.params
             self.artifact_uri = existing[0].info.artifact_uri

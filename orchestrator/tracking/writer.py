@@ -192,7 +192,10 @@ class TrialRunWriter:
 
             config = apply_overrides(self.base_config, data)
             tracker = TrialTracker(*self.ids, reattach=self.reattach)
-            tracker.start(trial_id, config)
+            # a conditional space's keys that other families search are not this trial's
+            by_family = self.base_config.search.space_by_family
+            inactive = {k for own in by_family.values() for k in own} - set(data)
+            tracker.start(trial_id, config, omit=inactive)
             self._trackers[trial_id] = tracker
             self._figures[trial_id] = config.tracking.trial_figures
         elif tracker is None:
