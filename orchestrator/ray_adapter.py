@@ -188,6 +188,32 @@ def cluster_cpus() -> int:
     return int(ray.cluster_resources().get("CPU", 1))
 
 
+def check_trial_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """One line, at once, when no node of the cluster could ever run a trial: Ray would
+    otherwise keep the trials pending without a word (a GPU asked for on a machine without
+    one waited past 300 s). Sized against the largest node, as one trial runs on one node."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    most_cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
+    most_gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+    total = ray.cluster_resources()
+    has = (
+        f"the cluster has {total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs on "
+        f"{len(nodes)} node(s), at most {most_cpus:g} CPUs and {most_gpus:g} GPUs on one"
+    )
+    if gpus_per_trial > most_gpus:
+        raise ClusterError(
+            f"--gpus-per-trial {gpus_per_trial:g} cannot be met: {has}; "
+            f"use --gpus-per-trial {most_gpus:g}{' or less' if most_gpus else ''}"
+        )
+    if cpus_per_trial > most_cpus:
+        raise ClusterError(
+            f"--cpus-per-trial {cpus_per_trial:g} cannot be met: {has}; "
+            f"use --cpus-per-trial {most_cpus:g} or less"
+        )
+
+
 class TrialListener(Protocol):
     """What :class:`TrialEvents` calls, on Tune's event loop (the writer queues and returns)."""
 
@@ -262,10 +288,11 @@ class TrialPrinter(tune.Callback):
     """Hands the trials' events, on the driver, to the command line's view ``on_trial``.
 
     Each finished trial goes to ``on_trial(summary)`` as a :class:`TrialSummary` (TERMINATED,
-    STOPPED early by the scheduler or the time budget, or ERROR); a view that has them also gets
-    ``search_started(total_trials)``, ``trial_started(trial_id, overrides)`` and
-    ``trial_result(trial_id, result)`` (the metrics of each report). Only what the driver
-    already holds: no trial waits for a view (``orchestrator.progress``).
+    STOPPED early by the scheduler or the time budget, or ERROR). A view that has them also
+    gets ``search_started(total_trials)``, ``search_resumed(ended)`` (the trials a resumed
+    search ended before), ``trial_started(trial_id, overrides)``, ``trial_result(trial_id,
+    result)`` (each report's metrics) and ``search_ended()``. Only what the driver already
+    holds: no trial waits for a view (``orchestrator.progress``).
 
     Tune pickles its callbacks with the experiment and a resumed search gets them back from
     there: this one pickles as "the latest printer made in this process" (``run_tuner`` makes
@@ -276,6 +303,7 @@ class TrialPrinter(tune.Callback):
 
     def __init__(self, on_trial: Callable[[TrialSummary], None] | None) -> None:
         self.on_trial = on_trial
+        self.stepped = False
         TrialPrinter._latest = weakref.ref(self)
 
     def __reduce__(self):
@@ -295,6 +323,13 @@ class TrialPrinter(tune.Callback):
     def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
         self._tell("search_started", total_num_samples)
 
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        if not self.stepped:  # a restored search's trials are all there at its first step
+            self.stepped = True
+            ended = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+            if ended:
+                self._tell("search_resumed", ended)
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._tell("trial_started", trial.trial_id, decode_point(dict(trial.config)))
 
@@ -308,6 +343,9 @@ class TrialPrinter(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         if self.on_trial is not None:
             self.on_trial(_live_summary(trial, failed=True))
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self._tell("search_ended")
 
 
 def _live_summary(trial, failed: bool) -> TrialSummary:

@@ -38,7 +38,7 @@ from orchestrator.pipeline import (
     torch_threads,
 )
 from orchestrator.predictor import FoldEnsemble
-from orchestrator.ray_adapter import ensure_ray
+from orchestrator.ray_adapter import check_trial_resources, ensure_ray
 from orchestrator.searchers import WarmTrial
 from orchestrator.searchresult import Budget, SearchResult
 from orchestrator.space import SearchSpace
@@ -123,6 +123,7 @@ def run_search(
     """
     started = time.perf_counter()
     ensure_ray(address)
+    check_trial_resources(config.search.cpus_per_trial, config.search.gpus_per_trial)
     plan = prepare_search(config, name, storage)
     tracker = writer = None
     if plan.config.tracking.enabled:

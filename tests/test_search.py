@@ -270,3 +270,23 @@ def test_fifo_trials_report_sparsely_and_schedulers_get_every_epoch(tmp_path, sc
     for run in client.search_runs([exp.experiment_id], "tags.`automl.role` = 'trial'"):
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert sorted(m.step for m in history) == [1, 2, 3, 4, 5, 6]  # MLflow gets every epoch
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "named"),
+    [("search.gpus_per_trial", 1, "--gpus-per-trial 1"), ("search.cpus_per_trial", 64, "64")],
+)
+def test_resources_no_node_has_fail_at_once_naming_the_cluster(tmp_path, flag, value, named):
+    # Ray would keep such trials pending without a word (a GPU on a CPU machine: > 300 s)
+    import time
+
+    from orchestrator.errors import ClusterError
+
+    started = time.perf_counter()
+    with pytest.raises(ClusterError) as err:
+        search(tmp_path, "no-gpu", **{flag: value})
+    assert time.perf_counter() - started < 5
+    message = str(err.value)
+    assert named in message and "the cluster has 2 CPUs and 0 GPUs" in message
+    assert "\n" not in message
+    assert not (tmp_path / "no-gpu").exists()  # nothing was started
