@@ -370,6 +370,13 @@ class SearchConfig(Section):
 class TrackingConfig(Section):
     enabled: bool = True
     tracking_uri: str | None = None
+    retry_s: float = Field(
+        300.0,
+        gt=0,
+        description="how long the tracking store may fail to answer (a server restarting, a "
+        "locked SQLite file) while calls are retried with backoff and records wait; past it "
+        "the search's records go to a local file that automl sync replays",
+    )
     experiment: str | None = None
     registered_model: str | None = None
     trial_figures: Literal["all", "best", "none"] = Field(

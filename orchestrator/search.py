@@ -41,6 +41,13 @@ from orchestrator.predictor import FoldEnsemble
 from orchestrator.ray_adapter import check_trial_resources, ensure_ray
 from orchestrator.searchers import WarmTrial
 from orchestrator.searchresult import Budget, SearchResult
+from orchestrator.searchtracking import (
+    close_trial_runs,
+    end_parent,
+    runs_url,
+    start_tracking,
+    store_gone,
+)
 from orchestrator.space import SearchSpace
 from orchestrator.trials import (
     TrialSummary,
@@ -53,7 +60,6 @@ from orchestrator.tuner import CONFIG_FILE, fold_models_dir, objectives, run_tun
 
 if TYPE_CHECKING:
     from orchestrator.tracking import SearchTracker
-    from orchestrator.tracking.writer import TrialRunWriter
 
 
 class SearchInterrupted(AutoMLError):
@@ -121,13 +127,18 @@ def run_search(
     cannot be used stops the search there, with one line) and always ends: FINISHED, FAILED,
     or KILLED when interrupted.
     """
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
+    if config.tracking.enabled:  # a server that does not answer: one line, before Ray starts
+        from orchestrator.tracking.resilient import check_reachable
+        from orchestrator.tracking.stores import resolve_tracking_uri
+
+        check_reachable(resolve_tracking_uri(config.tracking.tracking_uri))
     ensure_ray(address)
     check_trial_resources(config.search.cpus_per_trial, config.search.gpus_per_trial)
     plan = prepare_search(config, name, storage)
     tracker = writer = None
     if plan.config.tracking.enabled:
-        tracker, writer = start_tracking(plan, resume)
+        tracker, writer = start_tracking(plan, resume, started_at)
     try:
         tuner_started = time.perf_counter()
         trials = run_tuner(
@@ -136,8 +147,10 @@ def run_search(
             warm=plan.warm if not resume else None,
         )
         budget = Budget(plan.config.search.time_budget_s, time.perf_counter() - tuner_started)
+        if writer is not None and writer.offline is not None:
+            raise store_gone(plan, writer)
         if tracker is not None:
-            _close_trial_runs(tracker, writer, trials, budget)
+            close_trial_runs(tracker, writer, trials, budget)
         if len(trials) < plan.expected and not budget.spent:
             raise SearchInterrupted(
                 f"search '{plan.name}' was interrupted after {len(trials)} of {plan.expected} "
@@ -148,7 +161,8 @@ def run_search(
     except BaseException as exc:  # an error or an interrupt: the parent never stays RUNNING
         if tracker is not None:
             killed = isinstance(exc, KeyboardInterrupt | SearchInterrupted)
-            tracker.finish("KILLED" if killed else "FAILED", error=f"{type(exc).__name__}: {exc}")
+            status = "KILLED" if killed else "FAILED"
+            end_parent(tracker, writer, status, f"{type(exc).__name__}: {exc}")
         raise
     if tracker is not None:
         tracker.finish("FINISHED")
@@ -158,7 +172,7 @@ def run_search(
         *(plan.config, plan.run, trials, best, best_config, refit_result),
         wall_s=time.perf_counter() - started,
         budget=budget,
-        runs_url=_runs_url(tracker),
+        runs_url=runs_url(tracker),
         tracking_s=writer.seconds if writer is not None else 0.0,
         tracking_cpu_s=writer.cpu_seconds if writer is not None else 0.0,
         objectives=list(zip(goal.metrics, goal.modes, strict=True)),
@@ -166,25 +180,6 @@ def run_search(
     )
 
 
-def _runs_url(tracker: SearchTracker | None) -> str | None:
-    if tracker is None or tracker.experiment_id is None:
-        return None
-    from orchestrator.tracking.keys import runs_view_url
-
-    return runs_view_url(tracker.tracking_uri, tracker.experiment_id)
-
-
-def _close_trial_runs(
-    tracker: SearchTracker, writer: TrialRunWriter, trials: list, budget: Budget
-) -> None:
-    """Trial runs left open end as Tune ended their trials; tracking failures are tagged; the
-    parent run records the time the trials used against their budget."""
-    tracker.close_open_trials({t.trial_id: (t.status, t.error) for t in trials})
-    if writer.errors:
-        tracker.set_tags({"automl.tracking_errors": "; ".join(writer.errors)})
-    if budget.seconds is not None:
-        tracker.log_metrics({"time_used_s": budget.used_s})
-        tracker.set_tags({"automl.budget_exhausted": str(budget.spent).lower()})
 
 
 def prepare_search(config: Config, name: str | None, storage: str | None) -> SearchPlan:
@@ -245,42 +240,6 @@ def warm_trials(config: Config, run: PreparedRun, space: SearchSpace) -> list[Wa
     return warm
 
 
-def start_tracking(plan: SearchPlan, resume: bool) -> tuple[SearchTracker, TrialRunWriter]:
-    """The search's MLflow parent run (a new one, the ``mlflow run`` run, or a resumed
-    search's), and the writer of the trials' child runs under it."""
-    from orchestrator.tracking import SearchTracker, describe_dataset
-    from orchestrator.tracking.writer import TrialRunWriter
-
-    config, run = plan.config, plan.run
-    tracker = SearchTracker(config.tracking.tracking_uri, config.tracking.experiment or plan.name)
-    tracker.start(
-        config,
-        plan.name,
-        tags={
-            **_objectives_tag(config),
-            "automl.family": run.prepared.family,
-            "automl.task": run.prepared.task,
-            "automl.ray_experiment": str(plan.exp_dir),
-        },
-        params={
-            "search.space": json.dumps(config.search.space),
-            **_family_spaces(config),
-        },
-        dataset=describe_dataset(run),
-        resume=resume,
-        metric=plan.metric,
-        mode=plan.mode,
-    )
-    writer = TrialRunWriter(
-        tracker.ids,
-        config,
-        run.prepared.task,
-        run.cleaning.to_dict(),
-        reattach=resume or config.search.max_failures > 0,
-    )
-    return tracker, writer
-
-
 def choose_best(
     plan: SearchPlan, trials: list[TrialSummary], tracker: SearchTracker | None
 ) -> tuple[TrialSummary | None, list[TrialSummary] | None]:
@@ -299,23 +258,6 @@ def choose_best(
         if best is not None:
             tracker.set_tags({"automl.picked_trial": best.trial_id})
     return best, front
-
-
-def _family_spaces(config: Config) -> dict[str, str]:
-    by_family = config.search.space_by_family
-    return {"search.space_by_family": json.dumps(by_family)} if by_family else {}
-
-
-def _objectives_tag(config: Config) -> dict[str, str]:
-    """``automl.objectives``: the two objectives, ``[[metric, mode], ...]`` (the report's)."""
-    goal = objectives(config)
-    if not goal.multi:
-        return {}
-    return {
-        "automl.objectives": json.dumps(
-            [list(p) for p in zip(goal.metrics, goal.modes, strict=True)]
-        )
-    }
 
 
 def refit_best(

@@ -47,11 +47,9 @@ def summarize(result, max_epochs: int) -> TrialSummary:
     for key, value in metrics.items():
         if key.startswith("cv_") and key.endswith("_mean"):
             name = key[3:-5]
-            per_fold = [
-                metrics[k]
-                for k in sorted(metrics, key=_fold_order)
-                if k.startswith("fold") and k.endswith(f"_{name}")
-            ]
+            # exactly fold<i>_<name>: "fold1_log_loss" is log_loss's, not loss's
+            own = re.compile(rf"fold\d+_{re.escape(name)}")
+            per_fold = [metrics[k] for k in sorted(metrics, key=_fold_order) if own.fullmatch(k)]
             cv[name] = {"mean": value, "std": metrics.get(f"cv_{name}_std"), "per_fold": per_fold}
     if not cv:  # stopped early by the scheduler (or failed): the last fold-mean values
         cv = {

@@ -8,6 +8,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from orchestrator.errors import AutoMLError, TrackingError
 from orchestrator.outer_run import take_outer_run_id
+from orchestrator.tracking.resilient import ResilientClient, StoreHealth
 from orchestrator.tracking.stores import (
     DEFAULT_EXPERIMENT,
     TAG_ERROR,
@@ -69,19 +70,21 @@ class SearchTracker:
         resume: bool = False,
         metric: str | None = None,
         mode: str | None = None,
+        start_ms: int | None = None,
     ) -> str:
-        """Create (or adopt, or re-attach to) the parent run and return its id.
+        """Create (or adopt, or re-attach to) the parent run and return its id; ``start_ms``:
+        when the search started (epoch milliseconds; now by default).
 
         A store that cannot be used raises :class:`TrackingError`, one line naming it.
         """
         try:
-            return self._start(config, name, tags, params, dataset, resume, metric, mode)
+            return self._start(config, name, tags, params, dataset, resume, metric, mode, start_ms)
         except AutoMLError:
             raise
         except Exception as err:
             raise store_error(self.tracking_uri, err) from err
 
-    def _start(self, config, name, tags, params, dataset, resume, metric, mode) -> str:
+    def _start(self, config, name, tags, params, dataset, resume, metric, mode, start_ms) -> str:
         client = self.client
         search = config.search
         metric = metric or search.metric
@@ -101,7 +104,7 @@ class SearchTracker:
                 self.parent_run_id, existing = found.info.run_id, found.data.params
                 client.update_run(self.parent_run_id, status="RUNNING")
             else:
-                run = client.create_run(self.experiment_id, run_name=name)
+                run = client.create_run(self.experiment_id, run_name=name, start_time=start_ms)
                 self.parent_run_id = run.info.run_id
         self._ended = False
         all_tags = {
@@ -192,6 +195,10 @@ class SearchTracker:
             self.client.set_terminated(run.info.run_id, mlflow_status)
             closed += 1
         return closed
+
+    def keep_trying(self, health: StoreHealth) -> None:
+        """From now on, calls outlive an outage of the store (``tracking.resilient``)."""
+        self.client = ResilientClient(self.client, health)
 
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
         """End the parent run (idempotent); ``status`` is FINISHED, FAILED or KILLED."""

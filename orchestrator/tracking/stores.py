@@ -24,6 +24,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunT
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
+from orchestrator.errors import TrackingError, did_you_mean
 from orchestrator.tracking.keys import (  # noqa: F401  (re-exported: stores was their home)
     LOWER_IS_BETTER,
     TAG_ERROR,
@@ -52,11 +53,41 @@ DEFAULT_EXPERIMENT = "automl"
 
 
 # --------------------------------------------------------------------------- store location
+# the schemes of MLflow's tracking stores (a database URI may name its driver: postgresql+psycopg2)
+STORE_SCHEMES = (
+    *("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https"),
+    *("databricks", "databricks-uc", "uc"),
+)
+STORE_FORMS = (
+    "a folder, file:///PATH, sqlite:///PATH, postgresql://, mysql://, mssql://, http(s)://HOST "
+    "or databricks"
+)
+
+
+def _check_scheme(uri: str) -> None:
+    """TrackingError for a URI whose scheme no tracking store (nor an MLflow plugin) serves."""
+    from importlib.metadata import entry_points
+
+    scheme = urllib.parse.urlparse(uri).scheme.lower()
+    if scheme.split("+", 1)[0] in STORE_SCHEMES:
+        return
+    if scheme in {e.name for e in entry_points(group="mlflow.tracking_store")}:
+        return
+    raise TrackingError(
+        f"tracking URI {uri!r} has an unknown scheme '{scheme}'"
+        f"{did_you_mean(scheme, STORE_SCHEMES)}; allowed: {STORE_FORMS} (set by --tracking-uri, "
+        "tracking.tracking_uri or MLFLOW_TRACKING_URI)"
+    )
+
+
 def resolve_tracking_uri(uri: str | None = None) -> str:
-    """Explicit URI, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``; absolute."""
+    """Explicit URI, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``; absolute.
+    A scheme no tracking store serves is a TrackingError."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
     if not uri:
         return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
+    if "://" in uri:
+        _check_scheme(uri)
     if uri.startswith("sqlite:///"):
         path = uri.removeprefix("sqlite:///")
         return (

@@ -13,6 +13,7 @@ from mlflow.entities import Metric, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from orchestrator.tracking.artifacts import cv_metrics, write_cv_artifacts, write_cv_figures
+from orchestrator.tracking.resilient import ResilientClient, StoreHealth, StoreUnreachable
 from orchestrator.tracking.stores import (
     METRICS_PER_BATCH,
     TAG_ERROR,
@@ -51,6 +52,7 @@ class TrialTracker:
         parent_run_id: str,
         flush_seconds: float = FLUSH_SECONDS,
         reattach: bool = True,
+        health: StoreHealth | None = None,
     ):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
@@ -59,7 +61,9 @@ class TrialTracker:
         # look for this trial's run from an earlier attempt (a resumed search, a retried trial);
         # a fresh search knows there is none and saves the query
         self.reattach = reattach
-        self.client = MlflowClient(tracking_uri)
+        # with ``health`` (a search's writer) calls outlive an outage of the store
+        client = MlflowClient(tracking_uri)
+        self.client = ResilientClient(client, health) if health is not None else client
         self.run_id: str | None = None
         self.artifact_uri: str | None = None
         self._buffer: list[Metric] = []
@@ -74,12 +78,14 @@ class TrialTracker:
         params: Config | dict[str, Any],
         tags: dict[str, Any] | None = None,
         omit: set[str] | frozenset[str] = frozenset(),
+        start_ms: int | None = None,
     ) -> str:
         """Create the child run, or re-attach to this trial's run when a search is resumed.
 
         ``params`` is the trial's Config (its flat dotted keys become parameters and the whole
         config ``config.json``) or a dict of parameters; the keys in ``omit`` are not logged
-        (a conditional space's keys that other families search).
+        (a conditional space's keys that other families search); ``start_ms``: when the
+        trial started (epoch milliseconds; now by default).
         """
         started = time.perf_counter()
         client = self.client
@@ -110,7 +116,9 @@ class TrialTracker:
                 TAG_ROLE: "trial",
                 **{k: one_line(v) for k, v in run_tags.items() if v is not None},
             }
-            run = client.create_run(self.experiment_id, run_name=str(trial_id), tags=new_tags)
+            run = client.create_run(
+                self.experiment_id, run_name=str(trial_id), tags=new_tags, start_time=start_ms
+            )
             self.run_id, self.artifact_uri = run.info.run_id, run.info.artifact_uri
             log_batch(client, self.run_id, params=param_items(flat))
         self._ended = False
@@ -118,9 +126,10 @@ class TrialTracker:
         return self.run_id
 
     # ----------------------------------------------------------------- metrics
-    def log_epoch(self, metrics: dict[str, Any], step: int) -> None:
-        """Buffer one epoch's metrics; written in batches (on age, size, or :meth:`flush`)."""
-        now = int(time.time() * 1000)
+    def log_epoch(self, metrics: dict[str, Any], step: int, at_ms: int | None = None) -> None:
+        """Buffer one epoch's metrics; written in batches (on age, size, or :meth:`flush`).
+        ``at_ms``: when they were recorded (a replayed record so writes the same rows)."""
+        now = at_ms if at_ms is not None else int(time.time() * 1000)
         if not self._buffer:
             self._buffer_since = time.monotonic()
         self._buffer.extend(
@@ -134,17 +143,35 @@ class TrialTracker:
         ):
             self.flush()
 
-    def flush(self, tags: dict[str, Any] | None = None, end_status: str | None = None) -> None:
+    def unwritten(self) -> list[tuple[str, float, int, int]]:
+        """The buffered metrics not written yet, as ``(key, value, timestamp, step)``."""
+        return [(m.key, m.value, m.timestamp, m.step) for m in self._buffer]
+
+    def log_metrics(self, rows: list[tuple[str, float, int, int]]) -> None:
+        """Buffer metrics as :meth:`unwritten` gave them (their times kept)."""
+        self._buffer.extend(Metric(k, float(v), int(t), int(s)) for k, v, t, s in rows)
+
+    def flush(
+        self,
+        tags: dict[str, Any] | None = None,
+        end_status: str | None = None,
+        end_ms: int | None = None,
+    ) -> None:
         """Write the buffered metrics (and ``tags``) in as few ``log_batch`` calls as possible;
-        ``end_status`` (``FINISHED``, ``FAILED``, ``KILLED``) then ends the run."""
+        ``end_status`` (``FINISHED``, ``FAILED``, ``KILLED``) then ends the run, at ``end_ms``
+        (now by default). Metrics not written stay buffered."""
         started = time.perf_counter()
         buffer, self._buffer = self._buffer, []
         run_tags = [RunTag(str(k), one_line(v)) for k, v in (tags or {}).items() if v is not None]
         if (not buffer and not run_tags and not end_status) or self.run_id is None:
             return
-        log_batch(self.client, self.run_id, metrics=buffer, tags=run_tags)
+        try:
+            log_batch(self.client, self.run_id, metrics=buffer, tags=run_tags)
+        except BaseException:
+            self._buffer = buffer + self._buffer
+            raise
         if end_status is not None:
-            self.client.set_terminated(self.run_id, end_status)
+            self.client.set_terminated(self.run_id, end_status, end_time=end_ms)
         self.seconds += time.perf_counter() - started
 
     # ----------------------------------------------------------------- endings
@@ -156,15 +183,17 @@ class TrialTracker:
         cleaning: Any = None,
         metric: str | None = None,
         figures: bool = True,
+        end_ms: int | None = None,
     ) -> None:
-        """Final CV metrics and the trial's figures and tables; ends the run FINISHED."""
+        """Final CV metrics and the trial's figures and tables; ends the run FINISHED (at
+        ``end_ms``, when the trial ended)."""
         if self._ended or self.run_id is None:
             return
         started = time.perf_counter()
         try:
             # one batch: every buffered epoch, the CV summary and the final status tag. The last
             # epoch's metrics (as reported to Tune) repeat the summary: logged once, at step 0.
-            now = int(time.time() * 1000)
+            now = end_ms if end_ms is not None else int(time.time() * 1000)
             summary = {k: float(v) for k, v in cv_metrics(cv).items() if _is_number(v)}
             self._buffer = [m for m in self._buffer if m.key not in summary]
             self._buffer.extend(Metric(k, v, now, 0) for k, v in summary.items())
@@ -173,7 +202,9 @@ class TrialTracker:
             with artifact_folder(self.client, self.run_id, self.artifact_uri) as folder:
                 write_cv_artifacts(folder, cv, task, class_names, cleaning, metric, figures)
                 self._write_config(folder)
-            self.flush(tags={TAG_STATUS: "COMPLETED"}, end_status="FINISHED")
+            self.flush(tags={TAG_STATUS: "COMPLETED"}, end_status="FINISHED", end_ms=end_ms)
+        except StoreUnreachable:
+            raise
         except BaseException as err:
             self.fail(f"logging the trial's results failed: {type(err).__name__}: {err}")
             raise
@@ -199,18 +230,20 @@ class TrialTracker:
         if self._config is not None:
             (folder / "config.json").write_text(json.dumps(self._config, indent=2, default=str))
 
-    def fail(self, error: str) -> None:
+    def fail(self, error: str, end_ms: int | None = None) -> None:
         """Flush what is buffered, record the error as a tag and end the run FAILED."""
-        self._end("FAILED", "FAILED", error)
+        self._end("FAILED", "FAILED", error, end_ms)
 
-    def stopped_early(self) -> None:
+    def stopped_early(self, end_ms: int | None = None) -> None:
         """The scheduler stopped this trial: FINISHED, tagged ``automl.status=STOPPED``."""
-        self._end("FINISHED", "STOPPED")
+        self._end("FINISHED", "STOPPED", end_ms=end_ms)
 
-    def kill(self, reason: str = "interrupted") -> None:
-        self._end("KILLED", "KILLED", reason)
+    def kill(self, reason: str = "interrupted", end_ms: int | None = None) -> None:
+        self._end("KILLED", "KILLED", reason, end_ms)
 
-    def _end(self, status: str, label: str, error: str | None = None) -> None:
+    def _end(
+        self, status: str, label: str, error: str | None = None, end_ms: int | None = None
+    ) -> None:
         if self._ended or self.run_id is None:
             return
         self._ended = True
@@ -220,6 +253,9 @@ class TrialTracker:
                 tags[TAG_ERROR] = one_line(error, 1000)
             try:
                 self.flush(tags=tags)
+            except StoreUnreachable:
+                self._ended = False
+                raise
             except Exception:
                 set_tags(self.client, self.run_id, tags)
             with (
@@ -228,7 +264,8 @@ class TrialTracker:
             ):
                 self._write_config(folder)
         finally:
-            self.client.set_terminated(self.run_id, status)
+            if self._ended:
+                self.client.set_terminated(self.run_id, status, end_time=end_ms)
 
     def __enter__(self) -> TrialTracker:
         return self

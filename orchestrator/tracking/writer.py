@@ -7,6 +7,13 @@ trial's id; one writer thread logs every child run with ``log_batch``, so neithe
 nor Tune's event loop wait for the store. One writer also suits a cluster: workers need no
 access to the tracking store. This module knows nothing of Ray.
 
+Every record carries the time the driver got it: a run starts and ends when its trial did, and
+its epoch metrics bear the time they were reported. While the store is away (an ``mlflow
+server`` restarting) the writer's calls are retried with backoff (``tracking.resilient``);
+records wait in memory, at most ``MAX_QUEUED``, then in a file (``tracking.journal``) that the
+writer reads back once the store answers. If it stays away past ``tracking.retry_s`` the writer
+stops calling it and every record left goes to that file (``offline``), for ``automl sync``.
+
 Run ends follow Tune's view of the trial: its last report finishes the run (COMPLETED), a trial
 the scheduler stopped ends FINISHED with ``automl.status=STOPPED``, a failed one FAILED with the
 error, and one still open when the search ends (interrupted) KILLED.
@@ -23,7 +30,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import Config, apply_overrides
+from orchestrator.tracking.journal import Journal
 from orchestrator.tracking.keys import TAG_STATUS, is_better, metric_base
+from orchestrator.tracking.resilient import StoreHealth, StoreUnreachable
 
 if TYPE_CHECKING:
     from orchestrator.tracking.trialrun import TrialTracker
@@ -37,6 +46,8 @@ _CLOSE = object()
 # matplotlib figures costs the driver ~0.3 s of CPU: a search of short trials draws its final
 # best's set when it ends, a long search its current best's within seconds of its end)
 FIGURE_DELAY_S = 10.0
+# records held in memory while the store is slow or away; later ones wait in the journal file
+MAX_QUEUED = 1000
 
 
 class TrialRunWriter:
@@ -66,8 +77,15 @@ class TrialRunWriter:
         task: str,
         cleaning: dict[str, Any] | None = None,
         reattach: bool = False,
+        journal: Journal | None = None,
+        health: StoreHealth | None = None,
     ) -> None:
         self.ids = ids
+        self.journal = journal
+        self.health = health or StoreHealth(ids[0], base_config.tracking.retry_s)
+        self.offline: StoreUnreachable | None = None  # the store gave out: records journaled
+        self._spilling = False  # records go to the journal until the writer has caught up
+        self._started: dict[str, tuple[dict[str, Any], float]] = {}  # overrides, start time
         self.base_config = base_config
         self.task = task
         self.cleaning = cleaning
@@ -92,9 +110,16 @@ class TrialRunWriter:
         if self._thread is None:
             self._thread = threading.Thread(target=self._drain, name="automl-mlflow", daemon=True)
             self._thread.start()
+        record = (kind, trial_id, data, time.time())
+        if self.journal is not None:
+            with self.journal.lock:
+                self._spilling = self._spilling or self._queue.qsize() >= MAX_QUEUED
+            if self._spilling:  # kept in order: the writer reads the file once it caught up
+                self.journal.append(record)
+                return
         with self._progress:
             self._queued += 1
-        self._queue.put((kind, trial_id, data))
+        self._queue.put(record)
 
     def wait_written(self, timeout: float = 60.0) -> bool:
         """Wait until everything queued so far is written (figures drawn where due)."""
@@ -119,24 +144,48 @@ class TrialRunWriter:
     def close(self, reason: str = "the search ended before this trial did") -> None:
         """Write everything queued, then end any run still open KILLED (idempotent)."""
         if self._thread is not None:
-            self._queue.put((_CLOSE, "", reason))
+            self._queue.put((_CLOSE, "", reason, time.time()))
             self._thread.join()
             self._thread = None
+
+    def replay(self, records: list[tuple]) -> int:
+        """Write ``records`` (a journal's) here, in this thread; the trials they name."""
+        for record in records:
+            self._write(*record)
+            if self.offline is not None:
+                break
+        self._draw_pending_figures()
+        return len({r[1] for r in records if r[1]})
 
     # ----------------------------------------------------------------- the writer thread
     def _drain(self) -> None:
         while True:
             try:
-                kind, trial_id, data = self._queue.get(timeout=self._until_figures_due())
+                record = self._queue.get(timeout=self._until_figures_due())
             except queue.Empty:  # the pending best's figures are due and nothing came since
                 with self._busy():
                     self._draw_pending_figures()
                 continue
+            if record[0] is _CLOSE:  # what waits in the journal came before the close
+                self._catch_up()
             with self._busy():
-                self._write(kind, trial_id, data)
-            if kind is _CLOSE:
+                self._write(*record)
+            if record[0] is _CLOSE:
                 return
             self._count_handled()
+            if self._queue.empty():
+                self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Write the records that went to the journal while the queue was full (not once the
+        store has given out: they stay there)."""
+        if self.journal is None or self.offline is not None:
+            return
+        with self.journal.lock:
+            self._spilling = False
+        for record in self.journal.take():
+            with self._busy():
+                self._write(*record)
 
     @contextlib.contextmanager
     def _busy(self) -> Iterator[None]:
@@ -148,15 +197,23 @@ class TrialRunWriter:
             self.seconds += time.perf_counter() - started
             self.cpu_seconds += time.thread_time() - started_cpu
 
-    def _write(self, kind: Any, trial_id: str, data: Any) -> None:
-        """One queued item: a trial's event, or the close (every open run ends KILLED)."""
-        if kind is _CLOSE:
-            for open_id, tracker in list(self._trackers.items()):
-                self._end_quietly(open_id, tracker, lambda t, r=data: t.kill(r))
-            self._trackers.clear()
+    def _write(self, kind: Any, trial_id: str, data: Any, at: float) -> None:
+        """One record: a trial's event, or the close (every open run ends KILLED)."""
+        if self.offline is not None:
+            self._journal((kind, trial_id, data, at))
+            return
+        if kind is _CLOSE or kind == "close":
+            try:
+                for open_id, tracker in list(self._trackers.items()):
+                    self._end_quietly(open_id, tracker, lambda t, r=data: t.kill(r, _ms(at)))
+                    del self._trackers[open_id]
+            except StoreUnreachable as err:
+                self._go_offline(err, (kind, trial_id, data, at))
         else:
             try:
-                self._handle(kind, trial_id, data)
+                self._handle(kind, trial_id, data, at)
+            except StoreUnreachable as err:
+                self._go_offline(err, (kind, trial_id, data, at))
             except Exception as err:  # tracking must never stop the search
                 line = self._record_error(trial_id, err)
                 tracker = self._trackers.pop(trial_id, None)
@@ -177,57 +234,93 @@ class TrialRunWriter:
             self._handled += 1
             self._progress.notify_all()
 
+    def _go_offline(self, err: StoreUnreachable, record: tuple) -> None:
+        """The store gave out: what each open run has not written, and ``record``, go to the
+        journal, and so does every later record."""
+        self.offline = err
+        logger.warning("%s; the records not written go to %s", err, self._journal_path())
+        for trial_id, tracker in self._trackers.items():
+            overrides, started = self._started.get(trial_id, ({}, time.time()))
+            metrics = tracker.unwritten()
+            self._journal(
+                ("resume", trial_id, {"overrides": overrides, "metrics": metrics}, started)
+            )
+        self._trackers.clear()
+        self._pending_figures = None
+        self._journal(record)
+
+    def _journal(self, record: tuple) -> None:
+        kind, trial_id, data, at = record
+        if self.journal is not None:
+            self.journal.append(("close" if kind is _CLOSE else kind, trial_id, data, at))
+
+    def _journal_path(self) -> str:
+        return str(self.journal.path) if self.journal is not None else "nowhere (no journal)"
+
     def _end_quietly(self, trial_id: str, tracker: TrialTracker, end) -> None:
         try:
             end(tracker)
+        except StoreUnreachable:
+            raise
         except Exception as err:
             self.errors.append(f"trial {trial_id}: ending its run: {type(err).__name__}: {err}")
 
-    def _handle(self, kind: str, trial_id: str, data: Any) -> None:
+    def _handle(self, kind: str, trial_id: str, data: Any, at: float) -> None:
         tracker = self._trackers.get(trial_id)
-        if kind == "start":
-            if tracker is not None:  # a retried trial goes on in the run it has
-                return
-            from orchestrator.tracking.trialrun import TrialTracker  # MLflow, in this thread
-
-            config = apply_overrides(self.base_config, data)
-            tracker = TrialTracker(*self.ids, reattach=self.reattach)
-            # a conditional space's keys that other families search are not this trial's
-            by_family = self.base_config.search.space_by_family
-            inactive = {k for own in by_family.values() for k in own} - set(data)
-            tracker.start(trial_id, config, omit=inactive)
-            self._trackers[trial_id] = tracker
-            self._figures[trial_id] = config.tracking.trial_figures
+        if kind in ("start", "resume"):
+            if tracker is None:  # a retried trial goes on in the run it has
+                overrides = data if kind == "start" else data["overrides"]
+                self._start_run(trial_id, overrides, at, reattach=kind == "resume")
+            if kind == "resume":
+                self._trackers[trial_id].log_metrics(data["metrics"])
         elif tracker is None:
             return  # its start failed (already recorded) or its run has ended
         elif kind == "result":
             for step, metrics in data.get("epochs", ()):
-                tracker.log_epoch(metrics, step)
+                tracker.log_epoch(metrics, step, _ms(at))
             if data.get("cv") is not None:
-                figures = self._draws_figures(trial_id, data["cv"])
-                metric = self.base_config.search.metric
-                # ``best``: drawn once it has stayed the best for figure_delay_s (or the search
-                # ends), so that a trial beaten before then costs no figures (_drain)
-                deferred = figures and self._figures.get(trial_id) == "best"
-                tracker.finish(
-                    data["cv"],
-                    self.task,
-                    data.get("class_names"),
-                    self.cleaning,
-                    metric,
-                    figures=figures and not deferred,
-                )
-                del self._trackers[trial_id]
-                if deferred:
-                    args = (data["cv"], self.task, data.get("class_names"), metric)
-                    due = time.monotonic() + self.figure_delay_s
-                    self._pending_figures = (trial_id, tracker, args, due)
+                self._finish_run(trial_id, tracker, data, at)
         elif kind == "complete":  # ended without its final report: the scheduler stopped it
-            tracker.stopped_early()
+            tracker.stopped_early(_ms(at))
             del self._trackers[trial_id]
         elif kind == "error":
-            tracker.fail(data)
+            tracker.fail(data, _ms(at))
             del self._trackers[trial_id]
+
+    def _start_run(self, trial_id: str, overrides: dict, at: float, reattach: bool) -> None:
+        from orchestrator.tracking.trialrun import TrialTracker  # MLflow, in this thread
+
+        config = apply_overrides(self.base_config, overrides)
+        tracker = TrialTracker(*self.ids, reattach=self.reattach or reattach, health=self.health)
+        # a conditional space's keys that other families search are not this trial's
+        by_family = self.base_config.search.space_by_family
+        inactive = {k for own in by_family.values() for k in own} - set(overrides)
+        tracker.start(trial_id, config, omit=inactive, start_ms=_ms(at))
+        self._trackers[trial_id] = tracker
+        self._started[trial_id] = (overrides, at)
+        self._figures[trial_id] = config.tracking.trial_figures
+
+    def _finish_run(self, trial_id: str, tracker: TrialTracker, data: dict, at: float) -> None:
+        """The trial's last report: its CV summary, tables and (maybe) figures; the run ends."""
+        figures = self._draws_figures(trial_id, data["cv"])
+        metric = self.base_config.search.metric
+        # ``best``: drawn once it has stayed the best for figure_delay_s (or the search ends),
+        # so that a trial beaten before then costs no figures (_drain)
+        deferred = figures and self._figures.get(trial_id) == "best"
+        tracker.finish(
+            data["cv"],
+            self.task,
+            data.get("class_names"),
+            self.cleaning,
+            metric,
+            figures=figures and not deferred,
+            end_ms=_ms(at),
+        )
+        del self._trackers[trial_id]
+        if deferred:
+            args = (data["cv"], self.task, data.get("class_names"), metric)
+            due = time.monotonic() + self.figure_delay_s
+            self._pending_figures = (trial_id, tracker, args, due)
 
     def _until_figures_due(self) -> float | None:
         """Seconds until the pending best's figures are due; None when none are pending."""
@@ -286,3 +379,8 @@ class TrialRunWriter:
             return None
         value = runs[0].data.metrics.get(key) if runs else None
         return float(value) if is_better(value, None, search.mode or "max") else None
+
+
+def _ms(at: float) -> int:
+    """Seconds since the epoch as MLflow's milliseconds."""
+    return int(at * 1000)
