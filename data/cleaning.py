@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.corrections import apply_corrections, learn_corrections
+from data.corrections import apply_corrections, check_number_range, learn_corrections
 from data.dataset import Dataset
 from data.tasks import label_strings, numeric_target, validate_target
 from orchestrator.config import CleaningConfig
@@ -105,6 +105,8 @@ def _fix_table(ds: Dataset, cfg: CleaningConfig, report: CleaningReport) -> Data
         log: list[str] = []
         X = apply_corrections(X, learn_corrections(X, fix_errors=True), log)
         report.actions.extend(log)
+    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
+    check_number_range(X, numeric, f" of {ds.source}" if ds.source else "")
     if cfg.drop_constant:
         constant = [c for c in X.columns if _is_constant(X[c])]
         if constant and len(constant) < X.shape[1]:
@@ -164,6 +166,6 @@ def clean_dataset(ds: Dataset, cfg: CleaningConfig, task: str) -> tuple[Dataset,
             f"no rows left after cleaning {ds.source or 'the data'} ({report.rows_in} rows in; "
             f"{'; '.join(report.actions) or 'nothing usable'})"
         )
-    validate_target(ds.y, task)
+    validate_target(ds.y, task, ds.source)
     report.rows_out = ds.n_samples
     return ds, report

@@ -11,6 +11,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from orchestrator.errors import DataError
+
+# the largest magnitude a model input holds (float32); beyond it a number is too large to use
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+RANGE_RULE = (
+    "numbers must be finite and within ±3.4e38 (float32); leave a value empty (NaN) when missing"
+)
 # a column of text is numeric when at least this share of its non-empty cells parse as numbers
 NUMERIC_SHARE = 0.8
 _THOUSANDS = r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?"
@@ -138,3 +145,18 @@ def _log_numeric(col: str, raw: pd.Series, values: pd.Series, log: list[str]) ->
     if len(stray):
         tokens = ", ".join(repr(t) for t in sorted(set(stray))[:5])
         log.append(f"column '{col}': {len(stray)} non-numeric values ({tokens}) set to missing")
+
+
+def check_number_range(frame: pd.DataFrame, columns: list, where: str = "") -> None:
+    """DataError naming the first of ``columns`` (float64 after ``apply_corrections``) with a
+    value that is infinite or beyond float32's range."""
+    for col in columns:
+        values = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = np.abs(values) > FLOAT32_MAX
+        if bad.any():
+            shown = ", ".join(sorted({repr(float(v)) for v in values[bad]})[:3])
+            raise DataError(
+                f"column '{col}'{where} has {int(bad.sum())} infinite or too large value(s) "
+                f"({shown}); {RANGE_RULE}"
+            )

@@ -66,12 +66,21 @@ def _array_reading(raw: RawData, modality: str, family: str) -> tuple[str, str]:
     return "sequence", f"{why} (set data.modality=image to read it as images)"
 
 
-def _check_lengths(lengths: np.ndarray, n: int, t: int) -> np.ndarray:
+def _check_lengths(lengths: np.ndarray, n: int, t: int, source: str = "") -> np.ndarray:
     lengths = np.asarray(lengths)
+    where = f" (in {source})" if source else ""
     if lengths.shape != (n,):
-        raise DataError(f"lengths has shape {lengths.shape} but X has {n} samples; need ({n},)")
-    if not np.issubdtype(lengths.dtype, np.number) or np.any(lengths < 1) or np.any(lengths > t):
-        raise DataError(f"lengths must be integers between 1 and T={t}, got {lengths[:5]} ...")
+        raise DataError(
+            f"lengths has shape {lengths.shape} but X has {n} samples; need ({n},){where}"
+        )
+    rule = f"lengths must be whole numbers from 1 to T={t}, the time steps of X"
+    if not np.issubdtype(lengths.dtype, np.number) or lengths.dtype.kind == "c":
+        raise DataError(f"{rule}; got dtype {lengths.dtype}{where}")
+    with np.errstate(invalid="ignore"):
+        bad = ~((lengths >= 1) & (lengths <= t) & (lengths == np.round(lengths)))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{rule}; got {lengths[i]} for sample {i}{where}")
     return lengths.astype(np.int64)
 
 
@@ -118,7 +127,7 @@ def resolve_modality(raw: RawData, modality: str = "auto", family: str = "auto")
         else:
             notes.append(f"3-D array {shape} read as sequences (N, T, F) because {why}")
         if raw.lengths is not None:
-            lengths = _check_lengths(raw.lengths, len(X), X.shape[1])
+            lengths = _check_lengths(raw.lengths, len(X), X.shape[1], raw.source)
             X = X.copy()
             X[np.arange(X.shape[1])[None, :] >= lengths[:, None]] = np.nan
         else:

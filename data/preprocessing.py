@@ -18,12 +18,20 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from data.corrections import apply_corrections, learn_corrections
+from data.corrections import (
+    FLOAT32_MAX,
+    apply_corrections,
+    check_number_range,
+    learn_corrections,
+)
 from data.imputing import NumericImputer
 from orchestrator.config import DataConfig
 from orchestrator.errors import ConfigError, DataError
 
 SCALINGS = ("standard", "minmax", "robust", "none")
+# one column per category: beyond this a text column (an identifier, free text) makes a table
+# too wide to hold, for little or no signal
+MAX_ONEHOT_CATEGORIES = 1000
 
 
 class Preprocessor(BaseEstimator, TransformerMixin):
@@ -66,6 +74,18 @@ def _as_frame(X: Any) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
 
 
+def _check_onehot_width(frame: pd.DataFrame, columns: list) -> None:
+    """DataError for a text column with more distinct values than one-hot encoding takes."""
+    for col in columns:
+        distinct = int(frame[col].nunique())
+        if distinct > MAX_ONEHOT_CATEGORIES:
+            raise DataError(
+                f"column '{col}' has {distinct} distinct values; one-hot encoding takes at most "
+                f"{MAX_ONEHOT_CATEGORIES} per column: drop the column (an identifier carries no "
+                "signal) or set data.encoding=ordinal"
+            )
+
+
 class TabularPreprocessor(Preprocessor):
     """Corrections, imputation, scaling and encoding of table columns (ColumnTransformer)."""
 
@@ -88,12 +108,19 @@ class TabularPreprocessor(Preprocessor):
     def _numeric_pipeline(self) -> Pipeline:
         # rows with gaps were dropped at cleaning under "drop"; inference rows still need a value
         strategy = {"drop": "median"}.get(self.numeric_impute, self.numeric_impute)
+        if not abs(self.fill_value) <= FLOAT32_MAX:  # NaN too
+            raise ConfigError(
+                "data.cleaning.fill_value must be a finite number within ±3.4e38, got "
+                f"{self.fill_value!r}"
+            )
         imputer = NumericImputer(strategy=strategy, fill_value=self.fill_value)
         return Pipeline([("impute", imputer), ("scale", _scaler(self.scaling))])
 
     def _categorical_pipeline(self) -> Pipeline:
         if self.categorical_impute == "missing":
-            imputer = SimpleImputer(strategy="constant", fill_value="missing")
+            imputer = SimpleImputer(
+                strategy="constant", fill_value="missing", keep_empty_features=True
+            )
         else:
             imputer = SimpleImputer(strategy="most_frequent", keep_empty_features=True)
         if self.encoding == "onehot":
@@ -114,8 +141,11 @@ class TabularPreprocessor(Preprocessor):
         self.corrections_ = learn_corrections(frame, fix_errors=self.fix_errors)
         frame = apply_corrections(frame, self.corrections_)
         self.numeric_columns_ = list(self.corrections_.numeric_columns)
+        check_number_range(frame, self.numeric_columns_)
         numeric = set(self.numeric_columns_)
         self.categorical_columns_ = [c for c in self.columns_ if c not in numeric]
+        if self.encoding == "onehot":
+            _check_onehot_width(frame, self.categorical_columns_)
         parts = []
         if self.numeric_columns_:
             parts.append(("num", self._numeric_pipeline(), self.numeric_columns_))
@@ -150,7 +180,10 @@ class TabularPreprocessor(Preprocessor):
                 f"{', '.join(map(str, self.columns_))}"
             )
         frame = apply_corrections(frame[self.columns_], self.corrections_)
-        return np.asarray(self.column_transformer_.transform(frame), dtype=np.float32)
+        check_number_range(frame, self.numeric_columns_)
+        out = np.asarray(self.column_transformer_.transform(frame), dtype=np.float64)
+        # a value far outside the training range, scaled by a tiny spread, passes float32's
+        return np.clip(out, -FLOAT32_MAX, FLOAT32_MAX).astype(np.float32)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(self.feature_names_out_, dtype=object)

@@ -10,9 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data.arrayfile import check_array_values, read_npz
 from data.dataset import Dataset
 from data.modality import RawData, check_modality, resolve_modality
 from data.preprocessing import sequence_lengths
+from data.tablefile import (
+    EMPTY_RULE,
+    check_text_file,
+    not_utf8,
+    read_table_file,
+    separator,
+    separator_hint,
+)
 from orchestrator.errors import DataError, did_you_mean
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -90,7 +99,7 @@ def _pop_column(frame: pd.DataFrame, name: str, what: str, path: Path) -> np.nda
     if name not in frame.columns:
         raise DataError(
             f"{what} column '{name}' not found in {path}{did_you_mean(name, frame.columns)}; "
-            f"columns: {_columns(list(frame.columns))}"
+            f"columns: {_columns(list(frame.columns))}{separator_hint(path, list(frame.columns))}"
         )
     return frame.pop(name).to_numpy(copy=True)
 
@@ -103,11 +112,23 @@ def _table(frame: pd.DataFrame, path: Path, target: str | None, group: str | Non
     frame = frame.copy()
     y = _pop_column(frame, target, "target", path)
     groups = _pop_column(frame, group, "group", path) if group else None
+    if len(frame) == 0:
+        raise DataError(f"{path} has a header but no data rows; {EMPTY_RULE}")
+    if frame.shape[1] == 0:
+        raise DataError(
+            f"{path} has no feature columns: only the target '{target}'"
+            f"{' and the group column' if group else ''}; a table needs at least one more column"
+        )
+    if pd.Series(y).isna().all():
+        raise DataError(
+            f"target column '{target}' of {path} is empty on all {len(y)} rows; every row to "
+            "learn from needs a target value"
+        )
     return RawData(frame, y, str(path), groups=groups)
 
 
 def _read_rows(path: Path, sep: str) -> list[list[str]]:
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         return [row for row in csv.reader(handle, delimiter=sep) if any(c.strip() for c in row)]
 
 
@@ -146,12 +167,15 @@ def _ucr(path: Path, rows: list[list[str]]) -> RawData:
 
 
 def _text_file(path: Path, target: str | None, group: str | None) -> RawData:
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
     if target is not None:
-        return _table(pd.read_csv(path, sep=sep), path, target, group)
-    rows = _read_rows(path, sep)
+        return _table(read_table_file(path), path, target, group)
+    check_text_file(path)
+    try:
+        rows = _read_rows(path, separator(path))
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     if not rows:
-        raise DataError(f"{path} is empty")
+        raise DataError(f"{path} is empty; {EMPTY_RULE}")
     if all(_numeric_cells(r) for r in rows):
         return _ucr(path, rows)
     header = _columns([c.strip() for c in rows[0]])
@@ -160,32 +184,30 @@ def _text_file(path: Path, target: str | None, group: str | None) -> RawData:
 
 # --------------------------------------------------------------------------- arrays
 def _npz(path: Path) -> RawData:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except ValueError as err:
-        raise DataError(f"cannot read {path}: {err} (save numeric or string arrays only)") from None
+    arrays = read_npz(path)
     if "X" not in arrays or "y" not in arrays:
         raise DataError(f"{path} needs arrays 'X' and 'y'; found: {_columns(list(arrays))}")
     X, y = arrays["X"], arrays["y"]
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     if y.ndim != 1:
-        raise DataError(f"y must be 1-D, got shape {y.shape}")
+        raise DataError(f"y must be 1-D, got shape {y.shape} (in {path})")
     if X.ndim not in (2, 3, 4):
         raise DataError(
-            f"X must be 2-D (table), 3-D (images or sequences) or 4-D (images), got shape {X.shape}"
+            "X must be 2-D (table), 3-D (images or sequences) or 4-D (images), "
+            f"got shape {X.shape} (in {path})"
         )
     if len(X) != len(y):
         raise DataError(
-            f"X has shape {X.shape} but y has shape {y.shape}: they need the same number of samples"
+            f"X has shape {X.shape} but y has shape {y.shape}: they need the same number of "
+            f"samples (in {path})"
         )
-    if not np.issubdtype(X.dtype, np.number) and X.dtype != bool:
-        raise DataError(f"X must be numeric, got dtype {X.dtype}")
+    check_array_values(X, "X", path)
     lengths = arrays.get("lengths")
     if lengths is not None and lengths.shape != (len(X),):
         raise DataError(
-            f"lengths has shape {lengths.shape} but X has shape {X.shape}: need ({len(X)},)"
+            f"lengths has shape {lengths.shape} but X has shape {X.shape}: need ({len(X)},) "
+            f"(in {path})"
         )
     declared = None
     if "modality" in arrays:
@@ -196,7 +218,7 @@ def _npz(path: Path) -> RawData:
             )
     groups = arrays.get("groups")
     if groups is not None and groups.shape != (len(X),):
-        raise DataError(f"groups has shape {groups.shape} but X has {len(X)} samples")
+        raise DataError(f"groups has shape {groups.shape} but X has {len(X)} samples (in {path})")
     if y.dtype.kind in "US":
         y = y.astype(object)
     return RawData(X, y, str(path), lengths=lengths, groups=groups, declared=declared)
@@ -222,7 +244,8 @@ def _image_folder(path: Path) -> RawData:
                 images.append(img.copy())
         except (OSError, UnidentifiedImageError) as err:
             raise DataError(f"cannot read image {file}: {err}") from None
-    mode = "L" if all(img.mode in GRAYSCALE_MODES for img in images) else "RGB"
+    modes = {img.mode for img in images}
+    mode = "L" if modes <= GRAYSCALE_MODES else "RGB"
     size, _ = Counter(img.size for img in images).most_common(1)[0]
     resized = sum(img.size != size for img in images)
     arrays = [
@@ -237,6 +260,7 @@ def _image_folder(path: Path) -> RawData:
     note = (
         f"image folder: {len(X)} images of {size[1]}x{size[0]} ({mode}) in {len(classes)} classes"
         + (f"; {resized} resized to the most common size" if resized else "")
+        + (f"; modes {', '.join(sorted(modes))} converted to {mode}" if len(modes) > 1 else "")
     )
     return RawData(X, labels, str(path), class_names=classes, notes=[note])
 
@@ -266,7 +290,7 @@ def load_dataset(
     elif suffix in (".csv", ".tsv"):
         raw = _text_file(path, target, group_column)
     elif suffix in (".parquet", ".pq"):
-        raw = _table(pd.read_parquet(path), path, target, group_column)
+        raw = _table(read_table_file(path), path, target, group_column)
     elif suffix == ".npz":
         raw = _npz(path)
     else:

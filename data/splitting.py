@@ -40,7 +40,10 @@ def _shuffle_split(
 ) -> Split:
     n = len(y)
     if n < 2:
-        raise DataError(f"cannot split {n} sample(s) into two parts; gather more data")
+        raise DataError(
+            f"cannot split {n} sample(s) into two parts: at least 2 are needed (more for k "
+            "folds); gather more data"
+        )
     idx = np.arange(n)
     if groups is not None:
         groups = np.asarray(groups)
@@ -132,7 +135,8 @@ def inner_split(y: Any, task: str, fraction: float, seed: int) -> tuple[np.ndarr
     """``(fit_idx, es_idx)``: carve an early-stopping part out of a training part."""
     n = len(y)
     idx = np.arange(n)
-    if fraction <= 0 or n < 2:
+    # the fitting part keeps 2 samples at least: a batch of one breaks BatchNorm in training
+    if fraction <= 0 or n - int(np.ceil(fraction * n)) < 2:
         return idx, np.empty(0, dtype=np.int64)
     stratify = None
     if task == "classification" and _can_stratify(y, fraction):

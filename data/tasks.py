@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.corrections import parse_numbers
+from data.corrections import FLOAT32_MAX, parse_numbers
 from orchestrator.errors import ConfigError, DataError
 
 TASKS = ("classification", "regression")
@@ -87,15 +87,26 @@ def detect_task(y: Any, forced: str = "auto", name: str | None = None) -> str:
     return "regression"
 
 
-def validate_target(y: Any, task: str) -> None:
-    """DataError when the target cannot train ``task`` (one class, or non-numeric regression)."""
+def validate_target(y: Any, task: str, source: str = "") -> None:
+    """DataError when the target cannot train ``task`` (one class, or a regression target that
+    is not numbers, or is infinite or beyond float32's range)."""
+    where = f" (in {source})" if source else ""
     if task == "regression":
-        numeric_target(y)
+        values = numeric_target(y)
+        with np.errstate(invalid="ignore"):
+            bad = np.abs(values) > FLOAT32_MAX
+        if bad.any():
+            raise DataError(
+                f"the regression target has {int(bad.sum())} infinite or too large value(s), "
+                f"like {values[bad][0]!r}{where}; targets must be finite and within ±3.4e38"
+            )
         return
     classes = np.unique(pd.unique(label_strings(_present(y).to_numpy())))
     if len(classes) < 2:
         only = f" '{classes[0]}'" if len(classes) else ""
-        raise DataError(f"target has a single class{only}; classification needs at least 2")
+        raise DataError(
+            f"target has a single class{only}; classification needs at least 2 classes{where}"
+        )
 
 
 def _sorted_labels(labels: np.ndarray) -> list[str]:

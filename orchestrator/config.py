@@ -124,6 +124,7 @@ def _format_errors(err: ValidationError, source: str) -> str:
             expected = e.get("ctx", {}).get("expected", "")
             options = [o.strip(" '") for o in expected.replace(" or ", ",").split(",")]
             msg += did_you_mean(e.get("input"), options)
+        msg = msg.replace("Input should be", "must be")  # pydantic's wording, as the rule reads
         parts.append(f"{loc or 'config'}: {msg}, got {e.get('input')!r}")
     where = f" in {source}" if source else ""
     return f"invalid configuration{where}: " + "; ".join(parts)
@@ -162,8 +163,11 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         raw = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         raise ConfigError(
-            f"config file {p} is not valid YAML: {str(err).splitlines()[0]}"
+            f"config file {p} is not valid YAML: {str(err).splitlines()[0]}{where}; a config is "
+            "a YAML mapping of sections (see examples/)"
         ) from None
     return validate_config(raw, str(p))
 

@@ -151,12 +151,11 @@ def check_batch(predictor: Any, X: Any, extra: str = "error") -> None:
 
 # --------------------------------------------------------------------------- prediction files
 def _read_table(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
+    from data.tablefile import read_table_file
+
     try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-    except (OSError, ValueError) as err:
+        return read_table_file(path)
+    except OSError as err:
         raise DataError(f"cannot read {path}: {err}") from None
 
 
@@ -168,16 +167,14 @@ def _table_rows(predictor: Any, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _npz(predictor: Any, path: Path) -> tuple[Any, np.ndarray | None]:
+    from data.arrayfile import check_array_values, read_npz
     from data.modality import RawData, resolve_modality
 
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as err:
-        raise DataError(f"cannot read {path}: {err}") from None
+    arrays = read_npz(path)
     if "X" not in arrays:
         raise DataError(f"{path} needs an array 'X'; found: {_names(arrays)}")
     X = arrays["X"]
+    check_array_values(X, "X", path)
     raw = RawData(X, np.zeros(len(X)), str(path), lengths=arrays.get("lengths"))
     ds = resolve_modality(raw, predictor.modality, predictor.family)
     return ds.X, ds.lengths

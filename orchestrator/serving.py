@@ -8,6 +8,7 @@ target encoder and network, on the CPU) and, as ``code_paths``, the project pack
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import tempfile
@@ -271,13 +272,46 @@ class StrictModel:
         return getattr(self._model, name)
 
 
+def one_line_message(body: bytes) -> bytes:
+    """A 400 answer's JSON with its message cut to the one line that names the problem.
+
+    MLflow's scoring server wraps a model's error as "Failed to predict data '<the whole batch,
+    printed>'. \nError: <message>"; the batch is what the caller sent, the message what they
+    need. A body that is not such JSON is returned as it is.
+    """
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if not isinstance(message, str):
+        return body
+    if message.startswith("Failed to predict"):
+        message = message.rsplit("\nError: ", 1)[-1]
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    payload["message"] = lines[0] if lines else message
+    return json.dumps(payload).encode()
+
+
 def build_app(model_uri: str, tracking_uri: str | None = None) -> Any:
-    """MLflow's FastAPI scoring app (``/invocations``, ``/ping``, ``/version``) for a model."""
+    """MLflow's FastAPI scoring app (``/invocations``, ``/ping``, ``/version``) for a model; a bad
+    request's answer (400) carries a one-line message."""
+    from fastapi import Request, Response
     from mlflow.pyfunc import scoring_server
 
     model = load_pyfunc(model_uri, tracking_uri)
     predictor = model.unwrap_python_model().predictor
-    return scoring_server.init(StrictModel(model, predictor))
+    app = scoring_server.init(StrictModel(model, predictor))
+
+    @app.middleware("http")
+    async def one_line_errors(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        if response.status_code != 400:
+            return response
+        body = b"".join([chunk async for chunk in response.body_iterator])
+        return Response(one_line_message(body), status_code=400, media_type="application/json")
+
+    return app
 
 
 def serve(
