@@ -55,6 +55,8 @@ def start_tracking(
         mode=plan.mode,
         start_ms=int(started_at * 1000) if started_at is not None else None,
     )
+    if resume:
+        tracker.kill_stale_trials()
     health = StoreHealth(tracker.tracking_uri, config.tracking.retry_s)
     tracker.keep_trying(health)
     header = {

@@ -66,20 +66,29 @@ def build_scheduler(config: Config, metric: str, mode: str):
     )
 
 
+# Tune's documented variables while ``fit`` runs: no default loggers (CSV, JSON, TensorBoard)
+# besides the callbacks; the experiment's state saved at least every second (Tune's "auto" saves
+# it every 10 s or more), so that a driver killed outright loses at most a second of it: a trial
+# that finished more than a second before is not run again by --resume. A value the user set
+# is kept.
+TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+
+
 @contextlib.contextmanager
-def _no_default_loggers() -> Iterator[None]:
-    """Tune adds its default loggers (CSV, JSON, TensorBoard) that are not among the callbacks
-    while ``fit`` runs, unless this documented variable is set; it is restored afterwards."""
-    key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
-    before = os.environ.get(key)
-    os.environ[key] = "1"
+def _tune_env() -> Iterator[None]:
+    """:data:`TUNE_ENV` set while the block runs, restored afterwards."""
+    before = {key: os.environ.get(key) for key in TUNE_ENV}
+    for key, value in TUNE_ENV.items():
+        if key == "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" or before[key] is None:
+            os.environ[key] = value
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def run_tuner(
@@ -112,7 +121,7 @@ def run_tuner(
     run_config = _run_config(config, name, exp_dir, events, callbacks, on_trial)
     # entered before a restore: Tuner.restore unpickles the run config's callbacks, and the
     # events callback's pickle names the one running here
-    with events if events is not None else contextlib.nullcontext(), _no_default_loggers():
+    with events if events is not None else contextlib.nullcontext(), _tune_env():
         if resume:
             tuner = tune.Tuner.restore(
                 str(exp_dir),

@@ -200,3 +200,98 @@ def test_a_server_that_does_not_answer_at_start_is_one_line_before_ray(tmp_path)
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "Ray" not in proc.stdout + proc.stderr  # it never started
     assert time.monotonic() - started < 30
+
+
+def automl(*args: str) -> list[str]:
+    return [sys.executable, "-m", "orchestrator.cli", *args]
+
+
+def trial_runs(uri: str, experiment: str) -> dict[str, object]:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return {}
+    runs = client.search_runs([exp.experiment_id], "tags.`automl.role` = 'trial'")
+    return {r.data.tags["automl.trial_id"]: r for r in runs}
+
+
+@pytest.mark.slow
+def test_a_sigkilled_driver_is_resumed_without_losing_or_repeating_trials(tmp_path):
+    import os
+    import signal
+
+    import yaml
+
+    from orchestrator.config import validate_config
+    from orchestrator.tracking import SearchTracker
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    config = {
+        "data": {"source": "builtin:iris"},
+        "split": {"folds": 2},
+        "model": {"hidden_sizes": [16]},
+        "training": {"epochs": 300, "early_stopping": {"enabled": False}},
+        "search": {"num_samples": 6, "max_concurrent": 1},
+        "tracking": {"tracking_uri": uri, "trial_figures": "none"},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    env = clean_env(PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        automl("search", "--config", "c.yaml", "--experiment", "killed", "--storage", "rr"),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        done: dict[str, object] = {}
+        while len(done) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            with contextlib.suppress(Exception):
+                runs = trial_runs(uri, "killed")
+                done = {k: r for k, r in runs.items() if r.info.status == "FINISHED"}
+        assert len(done) >= 2, "no two trials finished in time"
+        time.sleep(2.5)  # Tune saves the search's state every second
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only, as an OOM killer would
+        proc.wait(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # what the dead driver's local Ray left
+    before = trial_runs(uri, "killed")
+    finished = {
+        k: (r.info.run_id, r.info.end_time)
+        for k, r in before.items()
+        if r.info.status == "FINISHED"
+    }
+    stale = [k for k, r in before.items() if r.info.status == "RUNNING"]
+    assert stale, "the dead driver left no trial RUNNING"
+    # what --resume does first: the runs the dead driver left RUNNING are marked KILLED
+    tracker = SearchTracker(uri, "killed")
+    tracker.start(validate_config(config), "killed", resume=True)
+    assert tracker.kill_stale_trials() == len(stale)
+    for trial_id, run in trial_runs(uri, "killed").items():
+        if trial_id in stale:
+            assert run.info.status == "KILLED" and "driver died" in run.data.tags["automl.error"]
+
+    out = subprocess.run(
+        automl("search", "--resume", "killed", "--storage", "rr"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("killed")
+    runs = client.search_runs([exp.experiment_id])
+    assert len([r for r in runs if r.data.tags.get("automl.role") == "search"]) == 1
+    after = trial_runs(uri, "killed")
+    assert len(after) == 6  # one child run per trial: the stale ones were reopened
+    assert all(r.info.status == "FINISHED" for r in after.values())
+    for trial_id, (run_id, end_time) in finished.items():  # not run again
+        assert (after[trial_id].info.run_id, after[trial_id].info.end_time) == (run_id, end_time)
+    for trial_id in stale:
+        assert "automl.error" not in after[trial_id].data.tags

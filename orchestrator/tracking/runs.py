@@ -167,6 +167,22 @@ class SearchTracker:
             if wanted:
                 set_tags(self.client, run.info.run_id, wanted)
 
+    def kill_stale_trials(self) -> int:
+        """A resumed search's trial runs that its earlier driver left RUNNING (it was killed
+        outright): ended KILLED, saying so; a trial Tune runs again reopens its run. Returns
+        how many."""
+        stale = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}' "
+            f"and attributes.status = 'RUNNING'",
+            max_results=10_000,
+        )
+        for run in stale:
+            tags = {TAG_STATUS: "KILLED", TAG_ERROR: "the search's driver died during this run"}
+            set_tags(self.client, run.info.run_id, tags)
+            self.client.set_terminated(run.info.run_id, "KILLED")
+        return len(stale)
+
     def close_open_trials(self, outcome: dict[str, tuple[str, str | None]]) -> int:
         """End trial runs that a worker left RUNNING (Ray may stop a trial thread mid-log).
 

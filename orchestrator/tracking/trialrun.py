@@ -107,6 +107,8 @@ class TrialTracker:
             self.run_id, logged = existing[0].info.run_id, existing[0].data.params
             self.artifact_uri = existing[0].info.artifact_uri
             client.update_run(self.run_id, status="RUNNING")
+            if TAG_ERROR in existing[0].data.tags:  # what ended the earlier attempt
+                client.delete_tag(self.run_id, TAG_ERROR)
             set_tags(client, self.run_id, run_tags)
             log_params(client, self.run_id, flat, skip=logged)
         else:
