@@ -98,6 +98,7 @@ def run_options(func: Callable) -> Callable:
         tracking_uri_option,
         click.option("--no-tracking", is_flag=True, default=None, help="Do not log to MLflow."),
         click.option("--experiment", help="MLflow experiment (and, for a search, its name)."),
+        click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final line."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -149,18 +150,17 @@ def main() -> None:
 @main.command()
 @run_options
 @handle_errors
-def train(config_path, overrides, json_path, **flags) -> None:
+def train(config_path, overrides, json_path, quiet, **flags) -> None:
     """Cross-validate one configuration, refit it on train+validation and test it once."""
     config = build_config(config_path, overrides, **flags)
     from orchestrator.pipeline import run_training
-    from orchestrator.report import print_epoch, print_train_result
+    from orchestrator.progress import train_view
     from orchestrator.tracked import run_tracked_training
 
     train_fn = run_tracked_training if config.tracking.enabled else run_training
-    result = train_fn(config, on_epoch=print_epoch)
-    print_train_result(result)
-    if json_path:
-        write_json(json_path, result.to_json())
+    with train_view(config, quiet) as view:  # live, plain lines or quiet
+        result = train_fn(config, on_epoch=view)
+    view.conclude(result, json_path)
 
 
 @main.command()
@@ -214,6 +214,7 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         "time_budget": "search.time_budget_s",
     }
     search_flags = {search_keys[k]: flags.pop(k) for k in list(flags) if k in search_keys}
+    quiet = flags.pop("quiet")
     from orchestrator.raycluster import prepare_join
 
     # before anything imports Ray, which reads RAY_AUTH_MODE once: a cluster that asks for a
@@ -231,20 +232,19 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         from orchestrator.config import apply_overrides
 
         config = apply_overrides(config, {k: v for k, v in search_flags.items() if v is not None})
-    from orchestrator.report import print_search_result, print_trial
+    from orchestrator.progress import search_view
     from orchestrator.search import run_search
 
-    result = run_search(
-        config,
-        name=resume_name,
-        resume=bool(resume_name),
-        address=address,
-        storage=storage,
-        on_trial=print_trial,
-    )
-    print_search_result(result)
-    if json_path:
-        write_json(json_path, result.to_json())
+    with search_view(config, quiet) as view:  # live, plain lines or quiet
+        result = run_search(
+            config,
+            name=resume_name,
+            resume=bool(resume_name),
+            address=address,
+            storage=storage,
+            on_trial=view,
+        )
+    view.conclude(result, json_path)
 
 
 @main.command()

@@ -22,6 +22,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any, Protocol
 
 from ray import tune
@@ -30,7 +31,7 @@ from orchestrator import raycluster
 from orchestrator.errors import ClusterError
 from orchestrator.outer_run import stash_outer_run_id
 from orchestrator.space import decode_point
-from orchestrator.trials import TrialSummary, dominates, error_line, objective_key
+from orchestrator.trials import TrialSummary, dominates, error_line, objective_key, summarize
 
 # the tracking payload of a trial's report (``orchestrator.trial``); TrialEvents empties it
 # before Tune stores the result
@@ -285,50 +286,31 @@ class TrialEvents(tune.Callback):
 
 
 class TrialPrinter(tune.Callback):
-    """Hands the trials' events, on the driver, to the command line's view ``on_trial``.
-
-    Each finished trial goes to ``on_trial(summary)`` as a :class:`TrialSummary` (TERMINATED,
-    STOPPED early by the scheduler or the time budget, or ERROR). A view that has them also
-    gets ``search_started(total_trials)``, ``search_resumed(ended)`` (the trials a resumed
-    search ended before), ``trial_started(trial_id, overrides)``, ``trial_result(trial_id,
-    result)`` (each report's metrics) and ``search_ended()``. Only what the driver already
-    holds: no trial waits for a view (``orchestrator.progress``).
-
-    Tune pickles its callbacks with the experiment and a resumed search gets them back from
-    there: this one pickles as "the latest printer made in this process" (``run_tuner`` makes
-    one before a restore), never as the view, which holds a terminal and a thread.
-    """
+    """Tune's trial events, on the driver, for the command line's view (orchestrator.progress)."""
 
     _latest: weakref.ref[TrialPrinter] | None = None
 
     def __init__(self, on_trial: Callable[[TrialSummary], None] | None) -> None:
-        self.on_trial = on_trial
-        self.stepped = False
+        self.on_trial, self.stepped = on_trial or (lambda summary: None), False
         TrialPrinter._latest = weakref.ref(self)
 
-    def __reduce__(self):
+    def __reduce__(self):  # pickled with the experiment: never the view (a terminal, a thread)
         return (TrialPrinter.current, ())
 
     @classmethod
-    def current(cls) -> TrialPrinter:
-        """The latest printer made in this process (what a pickled one becomes)."""
-        latest = cls._latest() if cls._latest is not None else None
-        return latest if latest is not None else cls(None)
+    def current(cls) -> TrialPrinter:  # the latest made here: a resume makes one before Tune's
+        return (cls._latest() if cls._latest is not None else None) or cls(None)
 
     def _tell(self, event: str, *args: Any) -> None:
-        handler = getattr(self.on_trial, event, None)
-        if handler is not None:
-            handler(*args)
+        getattr(self.on_trial, event, lambda *args: None)(*args)
 
-    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
+    def setup(self, total_num_samples=None, **info) -> None:
         self._tell("search_started", total_num_samples)
 
     def on_step_begin(self, iteration, trials, **info) -> None:
-        if not self.stepped:  # a restored search's trials are all there at its first step
+        if not self.stepped:  # a restored search's ended trials are there at its first step
             self.stepped = True
-            ended = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
-            if ended:
-                self._tell("search_resumed", ended)
+            self._tell("search_resumed", [_live_summary(t) for t in trials if t.is_finished()])
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._tell("trial_started", trial.trial_id, decode_point(dict(trial.config)))
@@ -337,44 +319,23 @@ class TrialPrinter(tune.Callback):
         self._tell("trial_result", trial.trial_id, result)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        if self.on_trial is not None:
-            self.on_trial(_live_summary(trial, failed=False))
+        self.on_trial(_live_summary(trial))
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        if self.on_trial is not None:
-            self.on_trial(_live_summary(trial, failed=True))
+    on_trial_error = on_trial_complete  # Tune has set the trial's status (ERROR) by then
 
     def on_experiment_end(self, trials, **info) -> None:
+        self.on_step_begin(0, trials)  # a resumed search that had nothing left to run
         self._tell("search_ended")
 
 
-def _live_summary(trial, failed: bool) -> TrialSummary:
-    """A trial as Tune ended it, from its last result, as ``trials.summarize`` reads a finished
-    search's: a trial that ran to its end reported ``refit_epochs``; one stopped before that
-    (by the scheduler or the time budget) did not."""
-    metrics = dict(trial.last_result or {})
-    cv = {
-        k[3:-5]: {"mean": v, "std": metrics.get(f"{k[:-5]}_std"), "per_fold": []}
-        for k, v in metrics.items()
-        if k.startswith("cv_") and k.endswith("_mean")
-    } or {
-        k[4:]: {"mean": v, "std": None, "per_fold": []}
-        for k, v in metrics.items()
-        if k.startswith("val_")
-    }
-    if failed:
-        status, error = "ERROR", trial_error(trial)
-    else:
-        status, error = ("TERMINATED" if "refit_epochs" in metrics else "STOPPED"), None
-    return TrialSummary(
-        trial.trial_id,
-        status,
-        decode_point(dict(trial.config)),
-        cv,
-        int(metrics.get("epoch", 0) or 0),
-        error,
-        metrics,
-    )
+def _live_summary(trial) -> TrialSummary:
+    """A trial as Tune ended it, as ``trials.summarize`` reads it (no refit_epochs: STOPPED)."""
+    ended = SimpleNamespace(metrics=trial.last_result, config=trial.config, path="", error=None)
+    summary = summarize(ended, max_epochs=sys.maxsize)
+    summary.trial_id = trial.trial_id
+    if trial.status == "ERROR":
+        summary.status, summary.error = "ERROR", trial_error(trial)
+    return summary
 
 
 def trial_error(trial) -> str:
