@@ -179,6 +179,8 @@ class TabularPreprocessor(Preprocessor):
                 f"missing column(s): {', '.join(map(str, missing))}; the model expects "
                 f"{', '.join(map(str, self.columns_))}"
             )
+        if len(frame) == 0:  # an empty part (a tiny fold's early-stopping rows): no rows out
+            return np.zeros((0, *self.output_shape_), dtype=np.float32)
         frame = apply_corrections(frame[self.columns_], self.corrections_)
         check_number_range(frame, self.numeric_columns_)
         out = np.asarray(self.column_transformer_.transform(frame), dtype=np.float64)

@@ -236,6 +236,12 @@ def test_a_mostly_numeric_column_with_text_trains_and_says_what_it_set_missing(i
     )
 
 
+def test_three_rows_train_though_a_fold_fits_on_one_row(in_tmp):
+    result = invoke(train("three_rows.csv", target="price"))
+    assert result.exit_code == 0, result.output
+    assert "folds 2" in result.output
+
+
 def test_images_of_mixed_sizes_and_modes_are_converted_with_a_note(in_tmp):
     result = invoke(train("images_mixed", target=None))
     assert result.exit_code == 0, result.output

@@ -37,6 +37,8 @@ def write_tables(out: Path) -> None:
         "target_all_missing.csv": table(12, label=lambda i: ""),
         "one_class.csv": table(12, label=lambda i: "yes"),
         "one_row.csv": "x1,x2,color,price\n1.0,2.0,red,3.5\n",
+        # 2 folds of 2 rows: a fold trains on one row, with no early-stopping rows left
+        "three_rows.csv": "x1,x2,price\n1.0,2.0,1.5\n3.0,4.0,2.5\n5.0,6.0,3.7\n",
         "inf_values.csv": table(10) + "inf,2.0,red,yes\n-inf,1.0,green,yes\n",
         "huge_values.csv": table(10) + "1e308,2.0,red,yes\n1e307,3.0,blue,no\n",
         "mixed_numbers_text.csv": "x1,mixed,label\n"
