@@ -293,6 +293,13 @@ class SearchConfig(Section):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)
     max_failures: int = Field(0, ge=0)
+    trial_memory_mb: int | None = Field(
+        None,
+        ge=1,
+        description="memory a trial may allocate, in MB (the worker's address space may grow "
+        "this much while the trial runs): past it the trial ends FAILED, out of memory, and "
+        "the others go on; none: no limit but the machine's",
+    )
     refit: Literal["auto", "folds", "best"] = Field(
         "auto",
         description="the final model: folds = the k cross-validation fold models as one model "

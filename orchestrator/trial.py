@@ -18,6 +18,7 @@ import math
 import pickle
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -45,6 +46,37 @@ def release_memory() -> None:
     """
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@contextlib.contextmanager
+def memory_limit(mb: int | None) -> Iterator[None]:
+    """While the block runs, the worker's address space may grow by at most ``mb`` MB
+    (``search.trial_memory_mb``; RLIMIT_AS, restored after: the worker runs other trials);
+    an allocation past it is a ``TrainingError`` that says so."""
+    if not mb:
+        yield
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as fh:
+        used = int(fh.read().split()[0]) * resource.getpagesize()
+    limit = used + mb * 2**20
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    except (MemoryError, RuntimeError) as err:
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        detail = " ".join(str(err).split())[:160] or type(err).__name__
+        raise TrainingError(
+            f"out of memory: the trial allocated past its {mb} MB (search.trial_memory_mb): "
+            f"{detail}"
+        ) from None
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def trial_config(base_config: Config, point: dict[str, Any]) -> Config:
@@ -127,11 +159,17 @@ def run_trial(
     # two 1-thread trials beat one 2-thread trial
     threads = config.training.num_threads or max(1, int(base_config.search.cpus_per_trial))
     torch.set_num_threads(threads)
+    restored = tune.get_checkpoint()
+    resume_dir = restored.to_directory() if restored is not None else None
+    with memory_limit(base_config.search.trial_memory_mb):
+        _cross_validate_and_report(config, base_config, prepared, tracking, resume_dir)
+
+
+def _cross_validate_and_report(config, base_config, prepared, tracking, resume_dir) -> None:
+    """The trial proper: cross-validate ``config``, reporting as :func:`run_trial` says."""
     metric = base_config.search.metric
     # with retries allowed, every epoch is checkpointed and a retry resumes from the last one
     checkpointing = base_config.search.max_failures > 0
-    restored = tune.get_checkpoint()
-    resume_dir = restored.to_directory() if restored is not None else None
     cv = cross_validate(prepared, config, resume_dir, checkpointing)
     keep_folds = uses_fold_ensemble(config)
     # Every tune.report waits for the driver to collect it (~10 ms a round trip). Without an

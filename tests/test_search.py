@@ -290,3 +290,24 @@ def test_resources_no_node_has_fail_at_once_naming_the_cluster(tmp_path, flag, v
     assert named in message and "the cluster has 2 CPUs and 0 GPUs" in message
     assert "\n" not in message
     assert not (tmp_path / "no-gpu").exists()  # nothing was started
+
+
+def test_a_trial_past_its_memory_limit_fails_out_of_memory_and_the_others_finish(tmp_path):
+    # 2 x 30000^2 weights (7 GB) in a trial allowed 400 MB more than its worker has
+    result = search(
+        tmp_path,
+        "memory",
+        **{
+            "search.algorithm": "grid",
+            "search.trial_memory_mb": 400,
+            "training.epochs": 2,
+            "search.space": {"model.hidden_sizes": {"grid": [[8], [30000, 30000], [16]]}},
+        },
+    )
+    by_size = {str(t.config["model.hidden_sizes"]): t for t in result.trials}
+    big = by_size["[30000, 30000]"]
+    assert big.status == "ERROR" and "out of memory" in big.error
+    assert "search.trial_memory_mb" in big.error
+    for small in ("[8]", "[16]"):
+        assert by_size[small].status == "TERMINATED"
+        assert by_size[small].cv["accuracy"]["mean"] > 0
