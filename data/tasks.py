@@ -98,7 +98,7 @@ def validate_target(y: Any, task: str, source: str = "") -> None:
         if bad.any():
             raise DataError(
                 f"the regression target has {int(bad.sum())} infinite or too large value(s), "
-                f"like {values[bad][0]!r}{where}; targets must be finite and within ±3.4e38"
+                f"like {float(values[bad][0])!r}{where}; targets must be finite and within ±3.4e38"
             )
         return
     classes = np.unique(pd.unique(label_strings(_present(y).to_numpy())))

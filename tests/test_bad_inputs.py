@@ -71,6 +71,15 @@ CASES: dict[str, tuple[tuple[str, ...], str]] = {
         train("huge_values.csv", "--set", "data.scaling=none"),
         r"column 'x1' of .* has 2 infinite or too large value\(s\) \(1e\+307, 1e\+308\)",
     ),
+    "inf-regression-target": (
+        train("inf_values.csv", "--task", "regression", target="x1"),
+        r"the regression target has 2 infinite or too large value\(s\), like -?inf \(in .*\); "
+        r"targets must be finite",
+    ),
+    "empty-test-data": (
+        train("small_class.csv", "--test-data", str(BAD / "empty.csv")),
+        r"empty\.csv is empty; a table file needs a header row",
+    ),
     "duplicate-columns": (
         train("duplicate_columns.csv"),
         r"has duplicate column names: 'x1' \(2 times\); every column needs its own name",
