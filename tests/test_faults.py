@@ -295,3 +295,38 @@ def test_a_sigkilled_driver_is_resumed_without_losing_or_repeating_trials(tmp_pa
         assert (after[trial_id].info.run_id, after[trial_id].info.end_time) == (run_id, end_time)
     for trial_id in stale:
         assert "automl.error" not in after[trial_id].data.tags
+
+
+@pytest.mark.slow
+def test_two_searches_on_one_sqlite_store_both_finish(tmp_path):
+    import yaml
+
+    uri = f"sqlite:///{tmp_path / 'shared.db'}"
+    config = {
+        "data": {"source": "builtin:iris"},
+        "split": {"folds": 2},
+        "model": {"hidden_sizes": [16]},
+        "training": {"epochs": 20, "early_stopping": {"enabled": False}},
+        "search": {"num_samples": 4},
+        "tracking": {"tracking_uri": uri, "trial_figures": "all"},  # many writes at once
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    env = clean_env(PYTHONPATH=str(ROOT))
+    procs = {
+        name: subprocess.Popen(
+            automl("search", "--config", "c.yaml", "--experiment", name, "--storage", "rr"),
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("first", "second")
+    }
+    outputs = {name: proc.communicate(timeout=400) for name, proc in procs.items()}
+    for name, proc in procs.items():
+        out, err = outputs[name]
+        assert proc.returncode == 0, err[-3000:]
+        assert "database is locked" not in out + err
+        runs = trial_runs(uri, name)
+        assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs.values())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -45,6 +48,26 @@ def store_error(tracking_uri: str, err: Exception) -> TrackingError:
     )
 
 
+@contextlib.contextmanager
+def store_setup_lock(uri: str) -> Iterator[None]:
+    """For an SQLite store, one process at a time through the block: MLflow creates (and
+    migrates) a new store's tables on first use, and two searches starting on one new file
+    at once raced there ("Online migration expected to match one row")."""
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        yield
+        return
+    import fcntl
+
+    path = Path(uri.removeprefix("sqlite:///") + ".automl-lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 # --------------------------------------------------------------------------- the search
 class SearchTracker:
     """The driver's parent run of one search. Use as a context manager so that it always ends."""
@@ -53,7 +76,8 @@ class SearchTracker:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.experiment_name = experiment_name
         try:
-            self.client = tracking_client(self.tracking_uri)
+            with store_setup_lock(self.tracking_uri):  # MLflow sets up a new store here
+                self.client = tracking_client(self.tracking_uri)
         except Exception as err:
             raise store_error(self.tracking_uri, err) from err
         self.experiment_id: str | None = None
@@ -78,7 +102,10 @@ class SearchTracker:
         A store that cannot be used raises :class:`TrackingError`, one line naming it.
         """
         try:
-            return self._start(config, name, tags, params, dataset, resume, metric, mode, start_ms)
+            with store_setup_lock(self.tracking_uri):
+                return self._start(
+                    config, name, tags, params, dataset, resume, metric, mode, start_ms
+                )
         except AutoMLError:
             raise
         except Exception as err:
