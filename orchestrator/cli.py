@@ -7,42 +7,16 @@ mlflow) happen inside the command bodies so that ``automl --help`` is instant. E
 
 from __future__ import annotations
 
-import functools
 import gc
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from orchestrator import jsonout
-from orchestrator.errors import AutoMLError
+from orchestrator import clitools
+from orchestrator.clicommon import handle_errors, tracking_uri_option
 
 FAMILIES = ["auto", "fnn", "cnn", "cnn1d", "rnn", "lstm", "gru", "transformer"]
-
-
-def handle_errors(func: Callable) -> Callable:
-    """Translate the project's errors into one line and exit status 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except AutoMLError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-TRACKING_URI_HELP = "MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./mlflow.db)."
-tracking_uri_option = click.option("--tracking-uri", help=TRACKING_URI_HELP)
-model_uri_option = click.option(
-    "--model",
-    "model_uri",
-    required=True,
-    help="runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION or a folder.",
-)
 
 
 def run_options(func: Callable) -> Callable:
@@ -200,6 +174,18 @@ def train(config_path, overrides, json_path, quiet, **flags) -> None:
     "asks for a token, the one in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token.",
 )
 @click.option("--storage", help="Folder of Ray Tune results (default ./ray_results).")
+@click.option(
+    "--pick",
+    type=click.Choice(["tradeoff", "first", "second"]),
+    help="With two objectives (search.metrics), the model taken from the Pareto front: "
+    "tradeoff (default) = the best second metric within 0.5 points of the best first one.",
+)
+@click.option(
+    "--warm-start",
+    metavar="EXPERIMENT",
+    help="Seed a bayes search with the finished trials of an earlier search on the same data "
+    "(read from MLflow; they are not run again).",
+)
 @handle_errors
 def search(config_path, overrides, json_path, resume_name, address, storage, **flags) -> None:
     """Search hyperparameters on Ray Tune; each trial cross-validates one configuration."""
@@ -212,9 +198,12 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         "gpus_per_trial": "search.gpus_per_trial",
         "max_failures": "search.max_failures",
         "time_budget": "search.time_budget_s",
+        "pick": "search.pick",
+        "warm_start": "search.warm_start",
     }
     search_flags = {search_keys[k]: flags.pop(k) for k in list(flags) if k in search_keys}
     quiet = flags.pop("quiet")
+    config = search_config(resume_name, storage, config_path, overrides, search_flags, flags)
     from orchestrator.raycluster import prepare_join
 
     # before anything imports Ray, which reads RAY_AUTH_MODE once: a cluster that asks for a
@@ -223,15 +212,6 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
         from orchestrator.ray_adapter import ensure_ray
 
         ensure_ray(address)
-    if resume_name:
-        from orchestrator.search import load_search_config
-
-        config = load_search_config(resume_name, storage)
-    else:
-        config = build_config(config_path, overrides, **flags)
-        from orchestrator.config import apply_overrides
-
-        config = apply_overrides(config, {k: v for k, v in search_flags.items() if v is not None})
     from orchestrator.progress import search_view
     from orchestrator.search import run_search
 
@@ -247,137 +227,28 @@ def search(config_path, overrides, json_path, resume_name, address, storage, **f
     view.conclude(result, json_path)
 
 
-@main.command()
-@click.option("--experiment", help="Only this experiment (search name).")
-@tracking_uri_option
-@handle_errors
-def runs(experiment, tracking_uri) -> None:
-    """Table of searches and their trials, read back from MLflow."""
-    from orchestrator.report import print_runs
-    from orchestrator.tracking import list_searches
+def search_config(resume_name, storage, config_path, overrides, search_flags, flags):
+    """A resumed search's saved config, or the one the file, flags and --set make; a tracking
+    server that does not answer is one line here, before Ray starts or is joined."""
+    if resume_name:
+        from orchestrator.search import load_search_config
 
-    print_runs(list_searches(tracking_uri, experiment))
-
-
-@main.command()
-@click.option("--experiment", required=True, help="Experiment (search name).")
-@tracking_uri_option
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write JSON.")
-@handle_errors
-def best(experiment, tracking_uri, json_path) -> None:
-    """The best trial of a search: its metrics and the URI of its refit model."""
-    from orchestrator.tracking import best_run
-
-    info = best_run(tracking_uri, experiment)
-    click.echo(jsonout.dumps(info))
-    if json_path:
-        write_json(json_path, info)
-
-
-@main.command()
-@tracking_uri_option
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--experiment", help="Print the URL of this experiment's training runs.")
-@handle_errors
-def ui(tracking_uri, host, port, experiment) -> None:
-    """Start the MLflow UI on the project's tracking store."""
-    import subprocess
-
-    from orchestrator.tracking import resolve_tracking_uri, runs_view_url
-
-    uri = resolve_tracking_uri(tracking_uri)
-    click.echo(f"MLflow UI for {uri} on http://{host}:{port}")
-    from orchestrator.tracking import experiment_ids
-
-    for found, name in sorted(experiment_ids(uri, experiment).items(), key=lambda kv: kv[1]):
-        click.echo(f"{name}: {runs_view_url(uri, found, f'http://{host}:{port}')}")
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
-    sys.exit(subprocess.call(cmd))
-
-
-@main.command()
-@model_uri_option
-@click.option(
-    "--data",
-    "data_path",
-    required=True,
-    help="Raw input in the training format: CSV/Parquet, NPZ or an image folder.",
-)
-@click.option("--output", type=click.Path(dir_okay=False), help="Write predictions as CSV.")
-@tracking_uri_option
-@handle_errors
-def predict(model_uri, data_path, output, tracking_uri) -> None:
-    """Batch prediction: labels and class probabilities, or values for regression."""
-    from orchestrator.serving import predict_file
-
-    frame = predict_file(model_uri, data_path, output, tracking_uri)
-    if output:
-        click.echo(f"wrote {len(frame)} predictions to {output}")
+        config = load_search_config(resume_name, storage)
     else:
-        click.echo(frame.to_csv(index=False), nl=False)
+        from orchestrator.config import apply_overrides
+
+        config = build_config(config_path, overrides, **flags)
+        config = apply_overrides(config, {k: v for k, v in search_flags.items() if v is not None})
+    if config.tracking.enabled:
+        from orchestrator.tracking.resilient import check_reachable
+        from orchestrator.tracking.stores import resolve_tracking_uri
+
+        check_reachable(resolve_tracking_uri(config.tracking.tracking_uri))
+    return config
 
 
-@main.command()
-@model_uri_option
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Interface to bind (loopback unless told otherwise).",
-)
-@click.option("--port", default=5001, show_default=True, type=int)
-@tracking_uri_option
-@handle_errors
-def serve(model_uri, host, port, tracking_uri) -> None:
-    """Serve a model over REST (MLflow scoring server: /invocations, /ping, /version)."""
-    from orchestrator.serving import serve as serve_model
-
-    click.echo(f"serving {model_uri} on http://{host}:{port}/invocations")
-    serve_model(model_uri, host, port, tracking_uri)
-
-
-@main.command()
-@model_uri_option
-@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), required=True)
-@click.option(
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Path of the exported network; its preprocessing goes beside it as JSON.",
-)
-@tracking_uri_option
-@handle_errors
-def export(model_uri, fmt, output, tracking_uri) -> None:
-    """Export the network as a standalone TorchScript or ONNX file plus preprocessing JSON."""
-    from orchestrator.serving import export_model
-
-    info = export_model(model_uri, fmt, output, tracking_uri)
-    click.echo(jsonout.dumps(info))
-
-
-@main.command()
-def datasets() -> None:
-    """List the built-in data sets (those that ship with scikit-learn)."""
-    from data import list_builtin
-
-    for name, description in list_builtin():
-        click.echo(f"builtin:{name:<16} {description}")
-
-
-def write_json(path: str, payload: dict[str, Any]) -> None:
-    click.echo(f"wrote {jsonout.write_json(path, payload)}")
+for _command in clitools.COMMANDS:
+    main.add_command(_command)
 
 
 def entry() -> None:

@@ -44,6 +44,7 @@ from orchestrator.searchresult import Budget, SearchResult
 from orchestrator.searchtracking import (
     close_trial_runs,
     end_parent,
+    log_report,
     runs_url,
     start_tracking,
     store_gone,
@@ -128,34 +129,13 @@ def run_search(
     or KILLED when interrupted.
     """
     started, started_at = time.perf_counter(), time.time()
-    if config.tracking.enabled:  # a server that does not answer: one line, before Ray starts
-        from orchestrator.tracking.resilient import check_reachable
-        from orchestrator.tracking.stores import resolve_tracking_uri
-
-        check_reachable(resolve_tracking_uri(config.tracking.tracking_uri))
-    ensure_ray(address)
-    check_trial_resources(config.search.cpus_per_trial, config.search.gpus_per_trial)
+    preflight(config, address)
     plan = prepare_search(config, name, storage)
     tracker = writer = None
     if plan.config.tracking.enabled:
         tracker, writer = start_tracking(plan, resume, started_at)
     try:
-        tuner_started = time.perf_counter()
-        trials = run_tuner(
-            *(plan.config, plan.prepared, plan.space, plan.name, plan.exp_dir),
-            *(resume, writer, callbacks, on_trial),
-            warm=plan.warm if not resume else None,
-        )
-        budget = Budget(plan.config.search.time_budget_s, time.perf_counter() - tuner_started)
-        if writer is not None and writer.offline is not None:
-            raise store_gone(plan, writer)
-        if tracker is not None:
-            close_trial_runs(tracker, writer, trials, budget)
-        if len(trials) < plan.expected and not budget.spent:
-            raise SearchInterrupted(
-                f"search '{plan.name}' was interrupted after {len(trials)} of {plan.expected} "
-                f"trials; continue it with: automl search --resume {plan.name}"
-            )
+        trials, budget = run_trials(plan, resume, tracker, writer, callbacks, on_trial)
         best, front = choose_best(plan, trials, tracker)
         best_config, refit_result = refit_best(plan, best, tracker, refit)
     except BaseException as exc:  # an error or an interrupt: the parent never stays RUNNING
@@ -165,6 +145,7 @@ def run_search(
             end_parent(tracker, writer, status, f"{type(exc).__name__}: {exc}")
         raise
     if tracker is not None:
+        log_report(tracker)
         tracker.finish("FINISHED")
     goal = objectives(plan.config)
     return SearchResult(
@@ -180,6 +161,41 @@ def run_search(
     )
 
 
+def preflight(config: Config, address: str | None) -> None:
+    """What can be refused at once is, with one line, before the data is read: a tracking
+    server that does not answer (before Ray starts), a space the user gave that cannot be
+    searched, resources no node has (once Ray is up or joined)."""
+    if config.tracking.enabled:
+        from orchestrator.tracking.resilient import check_reachable
+        from orchestrator.tracking.stores import resolve_tracking_uri
+
+        check_reachable(resolve_tracking_uri(config.tracking.tracking_uri))
+    if config.search.space:
+        SearchSpace.of(config)
+    ensure_ray(address)
+    check_trial_resources(config.search.cpus_per_trial, config.search.gpus_per_trial)
+
+
+def run_trials(plan, resume, tracker, writer, callbacks, on_trial) -> tuple[list, Budget]:
+    """The trials on Ray Tune, their runs closed; how long they took against the budget.
+    An interrupted search (not one its budget ended) is :class:`SearchInterrupted`."""
+    started = time.perf_counter()
+    trials = run_tuner(
+        *(plan.config, plan.prepared, plan.space, plan.name, plan.exp_dir),
+        *(resume, writer, callbacks, on_trial),
+        warm=plan.warm if not resume else None,
+    )
+    budget = Budget(plan.config.search.time_budget_s, time.perf_counter() - started)
+    if writer is not None and writer.offline is not None:
+        raise store_gone(plan, writer)
+    if tracker is not None:
+        close_trial_runs(tracker, writer, trials, budget)
+    if len(trials) < plan.expected and not budget.spent:
+        raise SearchInterrupted(
+            f"search '{plan.name}' was interrupted after {len(trials)} of {plan.expected} "
+            f"trials; continue it with: automl search --resume {plan.name}"
+        )
+    return trials, budget
 
 
 def prepare_search(config: Config, name: str | None, storage: str | None) -> SearchPlan:

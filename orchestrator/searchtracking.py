@@ -138,3 +138,22 @@ def close_trial_runs(
         tracker.set_tags({"automl.budget_exhausted": str(budget.spent).lower()})
 
 
+def log_report(tracker: SearchTracker) -> None:
+    """The search's HTML report (``automl report``), an artifact of its parent run; a report
+    that cannot be drawn is a tag, never a failed search."""
+    import tempfile
+    from pathlib import Path
+
+    from orchestrator.searchreport import write_report
+
+    try:
+        name = tracker.client.get_experiment(tracker.experiment_id).name
+        with tempfile.TemporaryDirectory() as folder:
+            page = Path(folder) / REPORT_FILE
+            write_report(tracker.tracking_uri, name, page, tracker.parent_run_id)
+            tracker.client.log_artifact(tracker.parent_run_id, str(page))
+    except Exception as err:  # the search's results stand without it
+        tracker.set_tags({"automl.report_error": f"{type(err).__name__}: {err}"[:500]})
+
+
+REPORT_FILE = "search_report.html"

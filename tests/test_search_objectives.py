@@ -179,6 +179,20 @@ def test_two_objectives_give_a_pareto_front_tagged_in_mlflow(tmp_path, store_tem
     )
     assert json.loads(parent.data.tags["automl.objectives"]) == [list(p) for p in result.objectives]
     assert result.refit is not None  # the picked trial's model was kept and tested
+    # every search's report is an artifact of its parent run; automl report draws it again
+    client = MlflowClient(options["tracking.tracking_uri"])
+    assert "search_report.html" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+
+    page = tmp_path / "report.html"
+    uri = options["tracking.tracking_uri"]
+    out = CliRunner().invoke(
+        main, ["report", "--experiment", "pareto", "--tracking-uri", uri, "--output", str(page)]
+    )
+    assert out.exit_code == 0, out.output
+    assert "Pareto front" in page.read_text()
 
 
 @pytest.mark.usefixtures("ray_session")
@@ -236,3 +250,18 @@ def test_a_warm_start_from_other_data_is_one_line(tmp_path, store_template):  # 
     )
     with pytest.raises(AutoMLError, match="no experiment named 'nothing-here'"):
         prepare_search(config, "w", str(tmp_path))
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_search_flags_pick_and_warm_start_reach_the_config(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = ["search", "--data", "builtin:iris", "--no-tracking", "--algorithm", "random"]
+    out = CliRunner().invoke(main, [*args, "--warm-start", "earlier", "--pick", "first"])
+    assert out.exit_code == 2
+    assert "error: --warm-start seeds a bayes search; search.algorithm is 'random'" in out.output
+    out = CliRunner().invoke(main, [*args, "--pick", "fastest"])
+    assert out.exit_code == 2 and "'tradeoff', 'first', 'second'" in out.output
