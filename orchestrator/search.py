@@ -188,6 +188,8 @@ def run_trials(plan, resume, tracker, writer, callbacks, on_trial) -> tuple[list
     budget = Budget(plan.config.search.time_budget_s, time.perf_counter() - started)
     if writer is not None and writer.offline is not None:
         raise store_gone(plan, writer)
+    if writer is not None and writer.disk_full is not None:
+        raise writer.disk_full  # the trials' runs it hit ended FAILED
     if tracker is not None:
         close_trial_runs(tracker, writer, trials, budget)
     if len(trials) < plan.expected and not budget.spent:

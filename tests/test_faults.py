@@ -330,3 +330,56 @@ def test_two_searches_on_one_sqlite_store_both_finish(tmp_path):
         assert "database is locked" not in out + err
         runs = trial_runs(uri, name)
         assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs.values())
+
+
+def in_small_disk(folder: Path, size_kb: int, command: list[str]) -> list[str]:
+    """``command`` in its own mount namespace where ``folder`` is a tmpfs of ``size_kb``."""
+    import os
+    import shlex
+    import shutil as sh
+
+    unshare = sh.which("unshare")
+    assert unshare, "the disk-full test needs util-linux's unshare"
+    flags = ["-m"] if os.geteuid() == 0 else ["-Urm"]
+    mount = f"mount -t tmpfs -o size={size_kb}k tmpfs {shlex.quote(str(folder))}"
+    return [unshare, *flags, "sh", "-c", f"{mount} && exec {shlex.join(command)}"]
+
+
+@pytest.mark.slow
+def test_a_full_artifact_disk_is_one_line_naming_it_and_no_run_stays_running(tmp_path):
+    import yaml
+
+    artifacts = tmp_path / "mlartifacts"  # where a local SQLite store keeps artifacts
+    artifacts.mkdir()
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    config = {
+        "data": {"source": "builtin:iris"},
+        "split": {"folds": 2},
+        "model": {"hidden_sizes": [16]},
+        "training": {"epochs": 3},
+        "search": {"num_samples": 3},
+        "tracking": {"tracking_uri": uri, "trial_figures": "all"},  # PNGs fill 96 KB soon
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    search = automl("search", "--config", "c.yaml", "--experiment", "full", "--storage", "rr")
+    proc = subprocess.run(
+        in_small_disk(artifacts, 96, search),
+        cwd=tmp_path,
+        env=clean_env(PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"the artifact location {artifacts}" in errors[0] and "is full" in errors[0]
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("full").experiment_id])
+    assert runs and not [r for r in runs if r.info.status == "RUNNING"]
+    parent = next(r for r in runs if r.data.tags.get("automl.role") == "search")
+    assert parent.info.status == "FAILED" and "is full" in parent.data.tags["automl.error"]
+    failed = [r for r in runs if r.data.tags.get("automl.role") == "trial"]
+    assert any(
+        r.info.status == "FAILED" and "is full" in r.data.tags["automl.error"] for r in failed
+    )

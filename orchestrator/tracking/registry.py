@@ -24,6 +24,7 @@ from orchestrator.tracking.stores import (
     artifact_folder,
     config_dict,
     default_mode,
+    disk_full_is_one_line,
     is_better,
     log_metrics,
     log_params,
@@ -84,18 +85,19 @@ def log_refit(
     run = client.create_run(experiment_id, run_name="refit-best", tags=tags).info
     status = "FAILED"
     try:
-        logged = _fill_refit_run(
-            client,
-            uri,
-            run,
-            refit,
-            config,
-            class_names,
-            name,
-            (metric, mode),
-            input_example,
-            log_model,
-        )
+        with disk_full_is_one_line(run.artifact_uri):
+            logged = _fill_refit_run(
+                client,
+                uri,
+                run,
+                refit,
+                config,
+                class_names,
+                name,
+                (metric, mode),
+                input_example,
+                log_model,
+            )
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

@@ -47,6 +47,10 @@ class StoreUnreachable(TrackingError):
     """The tracking store did not answer for the patience allowed."""
 
 
+class DiskFull(TrackingError):
+    """The artifact location has no room left (or a quota says so)."""
+
+
 def is_transient(err: BaseException) -> bool:
     """Whether ``err`` (or what caused it) says the store is down, restarting or locked."""
     seen = 0

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.config import Config, apply_overrides
 from orchestrator.tracking.journal import Journal
 from orchestrator.tracking.keys import TAG_STATUS, is_better, metric_base
-from orchestrator.tracking.resilient import StoreHealth, StoreUnreachable
+from orchestrator.tracking.resilient import DiskFull, StoreHealth, StoreUnreachable
 
 if TYPE_CHECKING:
     from orchestrator.tracking.trialrun import TrialTracker
@@ -84,6 +84,7 @@ class TrialRunWriter:
         self.journal = journal
         self.health = health or StoreHealth(ids[0], base_config.tracking.retry_s)
         self.offline: StoreUnreachable | None = None  # the store gave out: records journaled
+        self.disk_full: DiskFull | None = None  # the artifact location had no room left
         self._spilling = False  # records go to the journal until the writer has caught up
         self._started: dict[str, tuple[dict[str, Any], float]] = {}  # overrides, start time
         self.base_config = base_config
@@ -215,6 +216,8 @@ class TrialRunWriter:
             except StoreUnreachable as err:
                 self._go_offline(err, (kind, trial_id, data, at))
             except Exception as err:  # tracking must never stop the search
+                if isinstance(err, DiskFull) and self.disk_full is None:
+                    self.disk_full = err  # the search ends with it once the trials are done
                 line = self._record_error(trial_id, err)
                 tracker = self._trackers.pop(trial_id, None)
                 if tracker is not None:
