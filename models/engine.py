@@ -68,6 +68,12 @@ class Trainer:
         self.es_data = None if early_stop is None else self._prepare(early_stop).to(self.device)
         if len(self.train_data) == 0:
             raise TrainingError("the training set is empty")
+        norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
+        if len(self.train_data) == 1 and any(isinstance(m, norms) for m in model.modules()):
+            raise TrainingError(
+                "a model trains on 1 row, and batch normalisation needs at least 2: give more "
+                "rows, fewer folds, or set model.batch_norm=false"
+            )
         self.augment = augment
         self.generator = torch.Generator().manual_seed(seed)
         self.augment_generator = torch.Generator(device=self.device).manual_seed(seed + 1)

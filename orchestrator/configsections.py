@@ -24,7 +24,7 @@ class Section(BaseModel):
 # --------------------------------------------------------------------------- data
 class CleaningConfig(Section):
     numeric_impute: Literal["median", "mean", "constant", "drop"] = "median"
-    fill_value: float = 0.0
+    fill_value: float = Field(0.0, allow_inf_nan=False)
     categorical_impute: Literal["most_frequent", "missing", "drop"] = "most_frequent"
     drop_duplicates: bool = True
     fix_errors: bool = True

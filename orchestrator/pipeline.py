@@ -151,7 +151,7 @@ def prepare_run(config: Config) -> PreparedRun:
         group_column=dc.group_column,
     )
     ds = load_dataset(dc.source, **load)
-    task = detect_task(ds.y, dc.task)
+    task = detect_task(ds.y, dc.task, name=dc.target)
     ds, report = clean_dataset(ds, dc.cleaning, task)
     steps = int(np.shape(ds.X)[1]) if ds.modality == "sequence" else None
     family = resolve_family(config.model.family, ds.modality, steps)

@@ -162,6 +162,15 @@ CASES: dict[str, tuple[tuple[str, ...], str]] = {
         ("train", "--set", "training.epochs", *FAST),
         r"--set expects key\.path=value, got 'training\.epochs'",
     ),
+    "batch-norm-on-one-row": (
+        train("three_rows.csv", "--set", "model.batch_norm=true", target="price"),
+        r"a model trains on 1 row, and batch normalisation needs at least 2: .*"
+        r"model\.batch_norm=false",
+    ),
+    "fill-value-infinite": (
+        train("three_rows.csv", "--set", "data.cleaning.fill_value=.inf", target="price"),
+        r"data\.cleaning\.fill_value: .*finite",
+    ),
     # locations
     "tracking-uri-scheme": (
         ("train", "--data", "builtin:iris", "--epochs", "1", "--tracking-uri", "foo://bar"),
