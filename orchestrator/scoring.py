@@ -1,5 +1,5 @@
-"""Raw inputs for scoring: shaping and checking a request batch, and reading a prediction file
-(no MLflow here).
+"""Raw inputs for scoring: shaping and checking a request batch, reading a prediction file, and
+the REST server's request-size limit (no MLflow here).
 
 ``serving.py`` wraps these for the pyfunc model, the REST server and ``automl predict``, and
 ``signature.py`` infers a model's signature from a prepared input example; the checks
@@ -9,6 +9,8 @@ turns into an HTTP 400.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +246,75 @@ def read_prediction_input(
         f"unsupported prediction data '{suffix or path.name}' for {path}; supported: "
         ".csv, .tsv, .parquet, .npz or a folder of PNG/JPEG images"
     )
+
+
+# --------------------------------------------------------------------------- request size
+DEFAULT_MAX_BODY_MB = 10.0
+MIB = 1 << 20
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class BodySizeLimit:
+    """ASGI middleware: a request body over ``max_bytes`` gets 413 and a one-line JSON message.
+
+    MLflow's scoring server reads any body whole into memory. A declared Content-Length is
+    checked before anything is read (uvicorn then reads and drops the rest of the body, so the
+    client, still sending, gets the answer rather than a reset connection); a chunked body is
+    read up to the limit first and handed on whole, as the app would have read it anyway.
+    (Starlette's ``RequestBodyLimitMiddleware`` answers a plain "Content Too Large", which names
+    neither the limit nor how to change it.)
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = _content_length(scope)
+        if declared is not None:
+            if declared > self.max_bytes:
+                return await self._too_large(send, f" of {declared} bytes")
+            return await self.app(scope, receive, send)
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                return await self._too_large(send, "")
+            if not message.get("more_body", False):
+                break
+        read = iter(messages)
+
+        async def replay() -> Message:
+            return next(read, None) or await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send, size: str) -> None:
+        limit = f"{self.max_bytes / MIB:g} MiB"
+        message = (
+            f"request body{size} is over the server's limit of {limit} (--max-body-mb); "
+            "send smaller batches"
+        )
+        body = json.dumps({"error_code": "REQUEST_TOO_LARGE", "message": message}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Message) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -22,8 +22,11 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from orchestrator.errors import AutoMLError, DataError, ModelError
+from orchestrator.errors import AutoMLError, ConfigError, DataError, ModelError
 from orchestrator.scoring import (  # noqa: F401  (prepare_input re-exported: serving was its home)
+    DEFAULT_MAX_BODY_MB,
+    MIB,
+    BodySizeLimit,
     check_batch,
     prepare_input,
     raw_shape,
@@ -293,12 +296,16 @@ def one_line_message(body: bytes) -> bytes:
     return json.dumps(payload).encode()
 
 
-def build_app(model_uri: str, tracking_uri: str | None = None) -> Any:
+def build_app(
+    model_uri: str, tracking_uri: str | None = None, max_body_mb: float = DEFAULT_MAX_BODY_MB
+) -> Any:
     """MLflow's FastAPI scoring app (``/invocations``, ``/ping``, ``/version``) for a model; a bad
-    request's answer (400) carries a one-line message."""
+    request's answer (400) carries a one-line message, a body over ``max_body_mb`` MiB gets 413."""
     from fastapi import Request, Response
     from mlflow.pyfunc import scoring_server
 
+    if not max_body_mb > 0:
+        raise ConfigError(f"--max-body-mb must be a positive number of MiB, got {max_body_mb}")
     model = load_pyfunc(model_uri, tracking_uri)
     predictor = model.unwrap_python_model().predictor
     app = scoring_server.init(StrictModel(model, predictor))
@@ -311,21 +318,29 @@ def build_app(model_uri: str, tracking_uri: str | None = None) -> Any:
         body = b"".join([chunk async for chunk in response.body_iterator])
         return Response(one_line_message(body), status_code=400, media_type="application/json")
 
+    # added last, so outermost: an oversized body is refused before anything reads it
+    app.add_middleware(BodySizeLimit, max_bytes=int(max_body_mb * MIB))
     return app
 
 
 def serve(
-    model_uri: str, host: str = "127.0.0.1", port: int = 5001, tracking_uri: str | None = None
+    model_uri: str,
+    host: str = "127.0.0.1",
+    port: int = 5001,
+    tracking_uri: str | None = None,
+    max_body_mb: float = DEFAULT_MAX_BODY_MB,
 ) -> None:
-    """Serve ``model_uri`` over REST with uvicorn until interrupted (loopback by default)."""
+    """Serve ``model_uri`` over REST with uvicorn until interrupted (loopback by default); a
+    request body over ``max_body_mb`` MiB is answered 413."""
     import uvicorn
 
-    app = build_app(model_uri, tracking_uri)
+    app = build_app(model_uri, tracking_uri, max_body_mb)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m orchestrator.serving --model URI [--host H] [--port N] [--tracking-uri U]``."""
+    """``python -m orchestrator.serving --model URI [--host H] [--port N] [--tracking-uri U]
+    [--max-body-mb MB]``."""
     import argparse
     import sys
 
@@ -336,9 +351,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=DEFAULT_MAX_BODY_MB,
+        help="largest request body in MiB; a larger one is answered 413 (default: %(default)g)",
+    )
     args = parser.parse_args(argv)
     try:
-        serve(args.model, args.host, args.port, args.tracking_uri)
+        serve(args.model, args.host, args.port, args.tracking_uri, args.max_body_mb)
     except AutoMLError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
