@@ -104,14 +104,21 @@ def predict(model_uri, data_path, output, tracking_uri) -> None:
     help="Interface to bind (loopback unless told otherwise).",
 )
 @click.option("--port", default=5001, show_default=True, type=int)
+@click.option(
+    "--max-body-mb",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Largest request body in MiB; a larger one is answered 413.",
+)
 @tracking_uri_option
 @handle_errors
-def serve(model_uri, host, port, tracking_uri) -> None:
+def serve(model_uri, host, port, max_body_mb, tracking_uri) -> None:
     """Serve a model over REST (MLflow scoring server: /invocations, /ping, /version)."""
     from orchestrator.serving import serve as serve_model
 
     click.echo(f"serving {model_uri} on http://{host}:{port}/invocations")
-    serve_model(model_uri, host, port, tracking_uri)
+    serve_model(model_uri, host, port, tracking_uri, max_body_mb)
 
 
 @click.command()

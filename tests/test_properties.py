@@ -172,9 +172,10 @@ def test_any_table_fits_to_finite_float32_or_raises_a_data_error(tables, data_cf
 
 
 def test_an_infinite_fill_value_is_a_config_error():
-    data_cfg = DataConfig(cleaning={"numeric_impute": "constant", "fill_value": float("inf")})
-    with pytest.raises(ConfigError, match=r"data\.cleaning\.fill_value must be a finite number"):
-        fit_preprocessor(pd.DataFrame({"x": [1.0, None]}), "table", data_cfg)
+    from orchestrator.config import Config, apply_overrides
+
+    with pytest.raises(ConfigError, match=r"data\.cleaning\.fill_value: .*finite"):
+        apply_overrides(Config(), {"data.cleaning.fill_value": float("inf")})
 
 
 # --------------------------------------------------------------------------- REST scoring

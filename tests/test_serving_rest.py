@@ -176,7 +176,7 @@ def test_text_in_a_number_column_reads_as_missing_like_in_training(server, logge
     pd.testing.assert_frame_equal(got, expected, atol=1e-6)
 
 
-def test_500_requests_from_8_threads(server, logged_model):
+def test_200_requests_from_8_threads_good_and_bad_mixed(server, logged_model):
     raw = raw_rows(logged_model["result"], 4)
     body = json.dumps({"dataframe_split": split(raw)})
     expected = logged_model["result"].predictor.predict(raw)
@@ -189,8 +189,8 @@ def test_500_requests_from_8_threads(server, logged_model):
         return response.status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        codes = list(pool.map(call, range(500), timeout=120))
-    assert codes.count(400) == 10 and codes.count(200) == 490
+        codes = list(pool.map(call, range(200), timeout=120))
+    assert codes.count(400) == 4 and codes.count(200) == 196
 
 
 @pytest.mark.slow
