@@ -268,7 +268,7 @@ def test_learning_curves_single_epoch_and_missing_metric():
 
 @pytest.mark.slow  # 220 figures: ~15 s
 def test_figures_are_freed_and_memory_does_not_grow(tmp_path):
-    """Nothing keeps a saved figure alive (no pyplot figure manager): 200 figures later, after a
+    """Nothing keeps a saved figure alive (no pyplot figure manager): 100 figures later, after a
     collection, they are all gone and the process holds no more memory than after the first few."""
 
     def rss_mb() -> float:
@@ -284,7 +284,7 @@ def test_figures_are_freed_and_memory_does_not_grow(tmp_path):
     gc.collect()
     before = rss_mb()
     refs = []
-    for i in range(200):
+    for i in range(100):
         fig = confusion_matrix_figure(cm, ["no", "yes"])
         fig.save(tmp_path / f"{i % 3}.png")
         refs.append(weakref.ref(fig))
@@ -293,7 +293,7 @@ def test_figures_are_freed_and_memory_does_not_grow(tmp_path):
             gc.collect()
     gc.collect()
     assert sum(ref() is not None for ref in refs) == 0
-    # a leaked figure keeps its 640x500 RGBA canvas (1.3 MB): 200 of them would be ~250 MB
+    # a leaked figure keeps its 640x500 RGBA canvas (1.3 MB): 100 of them would be ~130 MB
     assert rss_mb() - before < 25
     assert "matplotlib.pyplot" not in sys.modules or not _open_pyplot_figures()
 
