@@ -27,6 +27,7 @@ from orchestrator.tracking.keys import (
     is_better,
     metric_base,
 )
+from orchestrator.tracking.readback import search_all
 from orchestrator.tracking.stores import local_artifact_dir, resolve_tracking_uri
 
 TAG_OBJECTIVES = "automl.objectives"  # JSON [[metric, mode], [metric, mode]] on the parent
@@ -117,7 +118,7 @@ def load_report_data(
             f"no experiment named '{experiment}' in {uri}; known: {', '.join(names) or '-'}"
         )
     parent = _parent_run(client, found.experiment_id, experiment, parent_run_id)
-    children = _search_all(
+    children = search_all(
         client, [found.experiment_id], f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.info.run_id}'"
     )
     data = _describe_parent(uri, experiment, parent)
@@ -136,18 +137,6 @@ def load_report_data(
     )  # a resumed search's last
     _read_test_results(client, data, parent, refit)
     return data
-
-
-def _search_all(client: MlflowClient, ids: list[str], filter_string: str, order=None) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            ids, filter_string, max_results=1000, order_by=order, page_token=token
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def _parent_run(client: MlflowClient, experiment_id: str, experiment: str, run_id: str | None):
