@@ -15,9 +15,12 @@ unless the user set them), so that the writer soon knows that it must buffer.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from orchestrator.errors import TrackingError
@@ -147,4 +150,20 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             f"the MLflow tracking server {uri} does not answer ({reason}); start it "
             f"(mlflow server --host 127.0.0.1 --port PORT), or give --tracking-uri a reachable "
             f"server or a local store such as sqlite:///mlflow.db"
+        ) from None
+
+
+@contextlib.contextmanager
+def disk_full_is_one_line(where: Any) -> Iterator[None]:
+    """A write that finds no room left (ENOSPC, a quota, a file-size limit) as one line
+    naming the place: :class:`DiskFull`."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        raise DiskFull(
+            f"the artifact location {where} is full ({err.strerror}): free space there, or "
+            "give the experiment an artifact location with room (mlflow server "
+            "--artifacts-destination)"
         ) from None

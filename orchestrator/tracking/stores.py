@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
@@ -39,7 +38,7 @@ from orchestrator.tracking.keys import (  # noqa: F401  (re-exported: stores was
     is_better,
     metric_base,
 )
-from orchestrator.tracking.resilient import DiskFull
+from orchestrator.tracking.resilient import disk_full_is_one_line
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
 MAX_TAG_LENGTH = 5000
@@ -153,22 +152,6 @@ def artifact_folder(client: MlflowClient, run_id: str, artifact_uri: str | None)
         with tempfile.TemporaryDirectory() as tmp:
             yield Path(tmp)
             client.log_artifacts(run_id, tmp)
-
-
-@contextlib.contextmanager
-def disk_full_is_one_line(where: Any) -> Iterator[None]:
-    """A write that finds no room left (ENOSPC, a quota, a file-size limit) as one line
-    naming the place: :class:`DiskFull`."""
-    try:
-        yield
-    except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise
-        raise DiskFull(
-            f"the artifact location {where} is full ({err.strerror}): free space there, or "
-            "give the experiment an artifact location with room (mlflow server "
-            "--artifacts-destination)"
-        ) from None
 
 
 @contextlib.contextmanager
