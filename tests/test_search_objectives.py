@@ -65,13 +65,15 @@ def trial_runs(uri: str, experiment: str) -> dict[str, object]:
 
 
 @pytest.mark.usefixtures("ray_session")
-def test_bayes_over_families_suggests_and_records_only_active_keys(
+@pytest.mark.parametrize("algorithm", ["bayes", "random"])
+def test_a_search_over_families_suggests_and_records_only_active_keys(
     series_file,
     tmp_path,
     store_template,  # noqa: F811
+    algorithm,
 ):
     options = tracked(tmp_path, store_template, **{"tracking.experiment": "families"})
-    config = series_config(series_file, **{"search.algorithm": "bayes", "search.num_samples": 5})
+    config = series_config(series_file, **{"search.algorithm": algorithm, "search.num_samples": 5})
     from orchestrator.config import apply_overrides
 
     config = apply_overrides(config, options)
@@ -84,7 +86,7 @@ def test_bayes_over_families_suggests_and_records_only_active_keys(
         own = set(BY_FAMILY[family])
         assert own <= set(trial.config)  # its own key was searched ...
         assert not (FAMILY_KEYS - own) & set(trial.config)  # ... and no other family's
-    assert families == {"gru", "cnn1d"}  # TPE's start-up trials cover both
+    assert families == {"gru", "cnn1d"}  # 5 trials, seed 0: both families come up
     runs = trial_runs(options["tracking.tracking_uri"], "families")
     assert set(runs) == {t.trial_id for t in result.trials}
     for trial in result.trials:
