@@ -15,11 +15,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.configsections import (  # noqa: F401  (re-exported: config was their home)
+from orchestrator.configsearch import (  # noqa: F401  (re-exported: config was their home)
     DURATION_UNITS,
+    MIN_ENSEMBLE_FOLDS,
+    SearchConfig,
+    TrackingConfig,
+    parse_duration,
+)
+from orchestrator.configsections import (  # noqa: F401  (re-exported: config was their home)
     FUSED_WHEN_AUTO,
     FUSED_WHEN_ON,
-    MIN_ENSEMBLE_FOLDS,
     SEQUENCE_FAMILIES,
     AugmentConfig,
     AutoCount,
@@ -30,12 +35,9 @@ from orchestrator.configsections import (  # noqa: F401  (re-exported: config wa
     ModelConfig,
     OptimizerConfig,
     SchedulerConfig,
-    SearchConfig,
     Section,
     SplitConfig,
-    TrackingConfig,
     TrainingConfig,
-    parse_duration,
     stacked_families,
 )
 from orchestrator.errors import ConfigError, did_you_mean
