@@ -310,3 +310,48 @@ def test_a_resumed_search_draws_best_figures_only_for_trials_that_beat_its_earli
         if "confusion_matrix.png" in {a.path for a in client.list_artifacts(found.info.run_id)}
     }
     assert with_png == {"t1", "t3"}
+
+
+def test_records_past_the_memory_bound_wait_in_the_journal_and_arrive_in_order(
+    search, tmp_path, monkeypatch
+):
+    """While the writer is held (as by a store that does not answer), at most MAX_QUEUED
+    records wait in memory and the rest in the journal file; once it goes on, every record is
+    written, in order, and the file is gone."""
+    import threading
+
+    from orchestrator.tracking import writer as writer_module
+    from orchestrator.tracking.journal import Journal, read_records
+
+    monkeypatch.setattr(writer_module, "MAX_QUEUED", 3)
+    tracker, config = search
+    journal = Journal(tmp_path / "unsent.pkl", {"ids": tracker.ids})
+    writer = TrialRunWriter(tracker.ids, config, "classification", None, journal=journal)
+    held, first = threading.Event(), threading.Event()
+    handle = writer._handle
+
+    def slow_handle(*args):
+        first.set()
+        held.wait(30)  # the first record keeps the writer busy
+        return handle(*args)
+
+    monkeypatch.setattr(writer, "_handle", slow_handle)
+    writer.trial_started("t1", {"training.optimizer.lr": 0.01})
+    first.wait(10)
+    epochs = 12
+    for epoch in range(1, epochs + 1):  # one record each: 3 in memory, the rest in the file
+        writer.trial_result("t1", {"epochs": [(epoch, {"val_loss": 1.0 / epoch})]})
+    assert journal.path.is_file() and len(read_records(journal.path)) == epochs - 3
+    held.set()
+    writer.trial_completed("t1")
+    writer.close()
+    assert not journal.path.exists() and writer.errors == []
+    client = MlflowClient(tracker.tracking_uri)
+    run = _runs(client, tracker)["t1"]
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert sorted(m.step for m in history) == list(range(1, epochs + 1))
+    # in order: the trial's end came after its epochs (an end written first would have closed
+    # its run and dropped the later epochs), and each step bears the time its record was made
+    times = [m.timestamp for m in sorted(history, key=lambda m: m.step)]
+    assert times == sorted(times)
+    assert run.info.status == "FINISHED" and run.data.tags["automl.status"] == "STOPPED"

@@ -32,20 +32,34 @@ class Journal:
         self.header = header
         self.lock = threading.Lock()
         self.count = 0  # records in the file now
+        self.spilling = False  # new records come here, in order, until take()
 
     def append(self, record: tuple) -> None:
         with self.lock:
-            new = not self.path.exists()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as fh:
-                if new:
-                    pickle.dump((HEADER, "", self.header, 0.0), fh)
-                pickle.dump(record, fh)
-            self.count += 1
+            self._append(record)
+
+    def spill(self, record: tuple, queued: int, limit: int) -> bool:
+        """Keep ``record`` here when ``queued`` records already wait in memory (``limit`` or
+        more) or earlier ones came here and were not taken yet; whether it was kept."""
+        with self.lock:
+            self.spilling = self.spilling or queued >= limit
+            if self.spilling:
+                self._append(record)
+            return self.spilling
+
+    def _append(self, record: tuple) -> None:
+        new = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("ab") as fh:
+            if new:
+                pickle.dump((HEADER, "", self.header, 0.0), fh)
+            pickle.dump(record, fh)
+        self.count += 1
 
     def take(self) -> list[tuple]:
-        """Every record in the file, which is then removed."""
+        """Every record in the file, which is then removed; new records go to memory again."""
         with self.lock:
+            self.spilling = False
             records = read_records(self.path) if self.path.exists() else []
             self.path.unlink(missing_ok=True)
             self.count = 0

@@ -85,7 +85,6 @@ class TrialRunWriter:
         self.health = health or StoreHealth(ids[0], base_config.tracking.retry_s)
         self.offline: StoreUnreachable | None = None  # the store gave out: records journaled
         self.disk_full: DiskFull | None = None  # the artifact location had no room left
-        self._spilling = False  # records go to the journal until the writer has caught up
         self._started: dict[str, tuple[dict[str, Any], float]] = {}  # overrides, start time
         self.base_config = base_config
         self.task = task
@@ -112,12 +111,9 @@ class TrialRunWriter:
             self._thread = threading.Thread(target=self._drain, name="automl-mlflow", daemon=True)
             self._thread.start()
         record = (kind, trial_id, data, time.time())
-        if self.journal is not None:
-            with self.journal.lock:
-                self._spilling = self._spilling or self._queue.qsize() >= MAX_QUEUED
-            if self._spilling:  # kept in order: the writer reads the file once it caught up
-                self.journal.append(record)
-                return
+        # past MAX_QUEUED, kept in order in the journal: the writer reads it once it caught up
+        if self.journal is not None and self.journal.spill(record, self._queue.qsize(), MAX_QUEUED):
+            return
         with self._progress:
             self._queued += 1
         self._queue.put(record)
@@ -182,8 +178,6 @@ class TrialRunWriter:
         store has given out: they stay there)."""
         if self.journal is None or self.offline is not None:
             return
-        with self.journal.lock:
-            self._spilling = False
         for record in self.journal.take():
             with self._busy():
                 self._write(*record)
