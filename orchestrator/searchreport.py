@@ -1,29 +1,29 @@
 """The search report (``automl report``): one self-contained HTML page on a search. Its figures
-are Optuna's own, drawn from an in-memory study rebuilt from the trial runs (:func:`build_study`),
-plus the best trial's learning curves and confusion matrix; plotly.js is inlined once, so the page
-needs no network. ``orchestrator.tracking.reportdata`` reads the store: no MLflow here."""
+are Optuna's own, drawn from an in-memory study rebuilt from the trial runs
+(``orchestrator.reportstudy``), plus the best trial's learning curves and confusion matrix;
+plotly.js is inlined once, so the page needs no network. ``orchestrator.tracking.reportdata``
+reads the store: no MLflow here."""
 
 from __future__ import annotations
 
-import contextlib
 import html
-import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from orchestrator.reportstudy import as_number, build_study, quiet_optuna
 
 if TYPE_CHECKING:
     import optuna
     import plotly.graph_objects as go
 
-    from orchestrator.tracking.reportdata import ReportData, Table, TrialRecord
+    from orchestrator.tracking.reportdata import ReportData, Table
 
 # fewer finished trials than this, or fewer than two parameters that vary, and the importance
 # section is a note: a forest fitted on three points says nothing
 MIN_IMPORTANCE_TRIALS = 4
 MAX_ERROR_ROWS = 50
-DONE = ("COMPLETED", "FINISHED")
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1400px;color:#222;padding:0 16px}
 h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}th{background:#f4f4f4}
@@ -76,7 +76,7 @@ def _study_sections(data: ReportData) -> list[str]:
         ("importance", "Hyperparameter importance", _importance),
     )
     none = _note("No trial finished with a value of the metric.")
-    with _quiet_optuna():
+    with quiet_optuna():
         study = build_study(data)
         done = bool(_finished(study)[0])
         out = [
@@ -86,91 +86,6 @@ def _study_sections(data: ReportData) -> list[str]:
         if data.objectives:
             out.append(_section("pareto", "Pareto front", _pareto(build_study(data, True), data)))
     return out
-
-
-# --------------------------------------------------------------------------- the Optuna study
-def build_study(data: ReportData, objectives: bool = False) -> optuna.Study:
-    """An in-memory Optuna study of the trials, numbered by end time, on the search metric (or,
-    with ``objectives``, the two of a two-objective search): a finished trial with its value(s)
-    is COMPLETE, one the scheduler stopped PRUNED, a running one RUNNING, else FAIL."""
-    import optuna
-
-    modes = [mode for _, mode in data.objectives] if objectives else [data.mode]
-    directions = ["maximize" if mode == "max" else "minimize" for mode in modes]
-    study = optuna.create_study(directions=directions, study_name=data.search)
-    distributions = infer_distributions(data.trials, data.space)
-    for trial in data.trials:
-        study.add_trial(_frozen_trial(trial, distributions, objectives))
-    return study
-
-
-def infer_distributions(trials: list[TrialRecord], space: dict[str, Any]) -> dict[str, Any]:
-    """Each parameter's distribution from its logged values: numbers an Int/FloatDistribution
-    over the observed range (log where the space says loguniform), anything else (JSON lists
-    included) a CategoricalDistribution of the observed texts."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    observed: dict[str, list[str]] = {}
-    for trial in trials:
-        for key, value in trial.params.items():
-            observed.setdefault(key, []).append(value)
-    out: dict[str, Any] = {}
-    for key, values in observed.items():
-        numbers = [_number(v) for v in values]
-        spec = space.get(key)
-        log = isinstance(spec, dict) and "loguniform" in spec
-        if any(n is None for n in numbers):
-            out[key] = CategoricalDistribution(list(dict.fromkeys(values)))
-        elif all(isinstance(n, int) for n in numbers):
-            low, high = min(numbers), max(numbers)
-            out[key] = IntDistribution(low, high, log=log and low >= 1)
-        else:
-            low, high = float(min(numbers)), float(max(numbers))
-            out[key] = FloatDistribution(low, high, log=log and low > 0)
-    return out
-
-
-def _number(text: str) -> int | float | None:
-    for kind in (int, float):
-        with contextlib.suppress(ValueError):
-            value = kind(text)
-            return value if math.isfinite(value) else None
-    return None
-
-
-def _frozen_trial(trial: TrialRecord, distributions: dict[str, Any], multi: bool):
-    import optuna
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-    from optuna.trial import TrialState
-
-    values = trial.objectives if multi else [trial.value]
-    done = trial.status in DONE and all(v is not None for v in values)
-    other = {"STOPPED": TrialState.PRUNED, "RUNNING": TrialState.RUNNING}
-    params = {}
-    for key, text in trial.params.items():
-        dist = distributions[key]
-        kind = str if isinstance(dist, CategoricalDistribution) else float
-        params[key] = int(text) if isinstance(dist, IntDistribution) else kind(text)
-    return optuna.trial.create_trial(
-        state=TrialState.COMPLETE if done else other.get(trial.status, TrialState.FAIL),
-        values=values if done else None,
-        params=params,
-        distributions={k: distributions[k] for k in params},
-        user_attrs={"run": trial.name, "run_id": trial.run_id},
-    )
-
-
-@contextlib.contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Without Optuna's log line on each study ("A new study created in memory")."""
-    import optuna
-
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(verbosity)
 
 
 # --------------------------------------------------------------------------- figures
@@ -299,7 +214,7 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, str):
-        number = _number(value)
+        number = as_number(value)
         return value if number is None or isinstance(number, int) else f"{number:.4g}"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -318,7 +233,7 @@ def _html_table(columns: list[str], rows: list[list[str]], best: int | None = No
     body = []
     for i, row in enumerate(rows):
         cells = "".join(
-            f"<td{'' if _number((c.split() or [''])[0]) is not None else ' class=text'}>"
+            f"<td{'' if as_number((c.split() or [''])[0]) is not None else ' class=text'}>"
             f"{html.escape(c)}</td>"
             for c in row
         )
