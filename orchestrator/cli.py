@@ -128,8 +128,8 @@ def train(config_path, overrides, json_path, quiet, **flags) -> None:
     """Cross-validate one configuration, refit it on train+validation and test it once."""
     config = build_config(config_path, overrides, **flags)
     from orchestrator.pipeline import run_training
-    from orchestrator.progress import train_view
     from orchestrator.tracked import run_tracked_training
+    from orchestrator.trainprogress import train_view
 
     train_fn = run_tracked_training if config.tracking.enabled else run_training
     with train_view(config, quiet) as view:  # live, plain lines or quiet

@@ -8,7 +8,7 @@
   error, a ``KeyboardInterrupt``. What the command prints meanwhile goes above it.
 - ``plain``, where it is not (CI, a pipe): a line per finished trial (``report.print_trial``),
   and at most a line per epoch, :data:`PLAIN_EPOCH_INTERVAL_S` apart (the first and the last
-  always).
+  always; ``automl train``'s view is in ``orchestrator.trainprogress``).
 - ``quiet`` (``--quiet``): nothing; the command prints its errors and its final line only.
   Meanwhile what Python writes to stdout and stderr goes nowhere (Ray Tune prints its
   experiment's box whatever its verbosity, MLflow says it registered a model) and logging
@@ -89,7 +89,7 @@ def resolve_metric(config: Config, classification: bool) -> tuple[str, str]:
     return metric, (search.modes or [None])[0] or search.mode or metric_mode(metric)
 
 
-def _finite(value: Any) -> bool:
+def finite(value: Any) -> bool:
     return isinstance(value, int | float) and value == value
 
 
@@ -169,17 +169,17 @@ class _Discard(io.TextIOBase):
         return len(text)
 
 
-def _line(text: str) -> Text:
+def text_line(text: str) -> Text:
     """One line of the view: cut short with an ellipsis rather than wrapped."""
     return Text(text, no_wrap=True, overflow="ellipsis")
 
 
-def _bar_and(done: int, total: int | None, text: str) -> RenderableType:
+def bar_and(done: int, total: int | None, text: str) -> RenderableType:
     """A progress bar of ``done`` out of ``total`` (pulsing when unknown) and ``text``."""
     line = Table.grid(padding=(0, 1))
     line.add_column(no_wrap=True)
     line.add_column(no_wrap=True, overflow="ellipsis")
-    line.add_row(ProgressBar(total=total, completed=done, width=BAR_WIDTH), _line(text))
+    line.add_row(ProgressBar(total=total, completed=done, width=BAR_WIDTH), text_line(text))
     return line
 
 
@@ -231,7 +231,7 @@ class SearchView(View):
 
     def trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         epoch = result.get("epoch")
-        if _finite(epoch):
+        if finite(epoch):
             with self.lock:
                 if trial_id in self.running:
                     self.running[trial_id] = int(epoch)
@@ -252,7 +252,7 @@ class SearchView(View):
             metric, self.direction = resolve_metric(self.config, "accuracy" in trial.cv)
             self.metric = metric.removeprefix("val_")
         mean = trial.cv.get(self.metric, {}).get("mean")
-        if trial.status == "ERROR" or not _finite(mean):
+        if trial.status == "ERROR" or not finite(mean):
             return
         sign = 1.0 if self.direction == "max" else -1.0
         key = (trial.status == "TERMINATED", sign * float(mean))
@@ -269,14 +269,14 @@ class SearchView(View):
             counts += f" · {self.before} before the resume"
         of = f"{ended}/{self.total}" if self.total else f"{ended} ended"
         rows: list[tuple[str, RenderableType]] = [
-            ("trials", _bar_and(ended, self.total, f"{of}  {counts}"))
+            ("trials", bar_and(ended, self.total, f"{of}  {counts}"))
         ]
-        rows.append(("best", _line(self._best_words())))
+        rows.append(("best", text_line(self._best_words())))
         if self.running:
-            rows.append(("running", _line(self._running_words())))
+            rows.append(("running", text_line(self._running_words())))
         elif self.tuned and not self.closed:
-            rows.append(("next", _line("the final model: fold models or refit, then the test")))
-        rows.append(("time", _line(self._time_words(now))))
+            rows.append(("next", text_line("the final model: fold models or refit, then the test")))
+        rows.append(("time", text_line(self._time_words(now))))
         return rows
 
     def _best_words(self) -> str:
@@ -307,92 +307,9 @@ class SearchView(View):
         return f"{words} · {budget}, " + (f"{duration(left)} left" if left > 0 else "spent")
 
 
-class TrainView(View):
-    """``automl train``'s view: the ``on_epoch`` of ``run_training``, called with the fold-mean
-    metrics of each epoch (the k folds train in lockstep); the last carries ``refit_epochs``."""
-
-    def __init__(self, config: Config, mode: str, console: Console | None, clock: Clock) -> None:
-        super().__init__(mode, console, clock)
-        self.config = config
-        self.folds = config.split.folds
-        epochs = config.training.epochs
-        self.max_epochs = epochs if isinstance(epochs, int) else None  # "auto": decided later
-        self.metric = ""  # the search metric, once the first epoch has told the task
-        self.direction = "max"
-        self.latest: dict[str, float] = {}
-        self.best: tuple[float, int] | None = None  # (value, epoch)
-        self.cv_done = False
-        self.printed_at: float | None = None
-
-    print_tables = staticmethod(report.print_train_result)
-    final_line = staticmethod(report.train_line)
-
-    def __call__(self, metrics: dict[str, float]) -> None:
-        with self.lock:
-            self._update(metrics)
-        if self.mode == "plain" and self._line_due():
-            report.print_epoch(metrics)
-
-    def _update(self, metrics: dict[str, float]) -> None:
-        if not self.metric:
-            self.metric, self.direction = resolve_metric(self.config, "val_accuracy" in metrics)
-        self.latest = metrics
-        self.cv_done = "refit_epochs" in metrics
-        value = metrics.get(self.metric)
-        if not _finite(value):
-            return
-        best = self.best[0] if self.best is not None else None
-        if best is None or (value > best if self.direction == "max" else value < best):
-            self.best = (float(value), int(metrics["epoch"]))
-
-    def _line_due(self) -> bool:
-        now = self.clock()
-        first, last = self.printed_at is None, self.cv_done
-        if first or last or now - self.printed_at >= PLAIN_EPOCH_INTERVAL_S:
-            self.printed_at = now
-            return True
-        return False
-
-    def rows(self, now: float) -> list[tuple[str, RenderableType]]:
-        folds = f"{self.folds} folds" if self.folds > 1 else "a holdout split"
-        if not self.latest:
-            stage: RenderableType = _line("preparing the data")
-        elif self.cv_done:
-            epochs = int(self.latest["epoch"])
-            then = "" if self.closed else "; the final model and its test"
-            stage = _line(f"cross-validated {folds} in {epochs} epochs{then}")
-        else:
-            epoch = int(self.latest["epoch"])
-            of = f"/{self.max_epochs}" if self.max_epochs else ""
-            stage = _bar_and(epoch, self.max_epochs, f"epoch {epoch}{of}  {folds} in lockstep")
-        rows: list[tuple[str, RenderableType]] = [("train", stage)]
-        if self.latest:
-            rows.append(("metrics", _line(self._metric_words())))
-        rows.append(("time", _line(f"{duration(now - self.started)} elapsed")))
-        return rows
-
-    def _metric_words(self) -> str:
-        parts = [
-            f"{key} {report.fmt(self.latest[key])}"
-            for key in ("train_loss", self.metric)
-            if key in self.latest
-        ]
-        if self.best is not None:
-            parts.append(f"best {report.fmt(self.best[0])} at epoch {self.best[1]}")
-        return " · ".join(parts)
-
-
 def search_view(
     config: Config, quiet: bool, console: Console | None = None, clock: Clock = time.monotonic
 ) -> SearchView:
     """The view for ``automl search`` on ``config``: use it as a context manager around
     ``run_search`` and pass it as ``on_trial``."""
     return SearchView(config, choose_mode(quiet, console), console, clock)
-
-
-def train_view(
-    config: Config, quiet: bool, console: Console | None = None, clock: Clock = time.monotonic
-) -> TrainView:
-    """The view for ``automl train`` on ``config``: use it as a context manager around the
-    training and pass it as ``on_epoch``."""
-    return TrainView(config, choose_mode(quiet, console), console, clock)

@@ -17,7 +17,7 @@ import yaml
 from click.testing import CliRunner
 from rich.console import Console
 
-from orchestrator import progress, report
+from orchestrator import progress, report, trainprogress
 from orchestrator.cli import main
 from orchestrator.trials import TrialSummary
 from tests.conftest import tiny_config
@@ -154,7 +154,9 @@ def epoch(n: int, accuracy: float, last: bool = False) -> dict[str, float]:
 
 def test_the_live_train_view_shows_the_epoch_and_the_best_so_far():
     clock = Clock()
-    view = progress.TrainView(tiny_config(**{"training.epochs": 10}), "live", terminal(), clock)
+    view = trainprogress.TrainView(
+        tiny_config(**{"training.epochs": 10}), "live", terminal(), clock
+    )
     assert "preparing the data" in drawn(view, terminal())
     for n, accuracy in ((1, 0.5), (2, 0.8), (3, 0.7)):
         clock.now += 1
@@ -170,7 +172,7 @@ def test_the_live_train_view_shows_the_epoch_and_the_best_so_far():
 @pytest.mark.parametrize(("gap", "printed"), [(0.1, [1, 5]), (1.5, [1, 2, 3, 4, 5])])
 def test_plain_train_lines_are_at_most_one_per_epoch_and_interval(capsys, gap, printed):
     clock = Clock()
-    view = progress.TrainView(tiny_config(), "plain", None, clock)
+    view = trainprogress.TrainView(tiny_config(), "plain", None, clock)
     for n in range(1, 6):
         clock.now += gap
         view(epoch(n, 0.5, last=n == 5))
@@ -180,7 +182,7 @@ def test_plain_train_lines_are_at_most_one_per_epoch_and_interval(capsys, gap, p
 
 def test_quiet_views_print_nothing_while_running(capsys):
     search = progress.SearchView(tiny_config(), "quiet", None, Clock())
-    train = progress.TrainView(tiny_config(), "quiet", None, Clock())
+    train = trainprogress.TrainView(tiny_config(), "quiet", None, Clock())
     logger = logging.getLogger("mlflow.somewhere")
     with search, train:
         search(summary("t1", "TERMINATED", 0.9, 0.02))
